@@ -1,0 +1,1 @@
+//! The sandbox seccomp profile (being written).
