@@ -1,0 +1,498 @@
+//! Everything the policy can say about its input: errors, warnings and notes,
+//! each with the place it came from and a hint a person can act on.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{Domain, Origin};
+
+/// A problem that makes the allowlist unusable: with any of these, nothing is rendered.
+///
+/// Messages name the offending text (escaped, so a newline in an entry shows as `\n`
+/// and never reaches a terminal or a config file raw); [`Error::hint`] says how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An entry that is the empty string.
+    #[error("empty entry")]
+    Empty,
+    /// Whitespace or a control character inside an entry: a newline here would
+    /// inject a directive into squid.conf.
+    #[error("`{}` contains whitespace or a control character ({}) at character {at}", .input.escape_debug(), .ch.escape_unicode())]
+    Whitespace {
+        /// The entry.
+        input: String,
+        /// The first offending character.
+        ch: char,
+        /// Its position in the entry, in characters from 1.
+        at: usize,
+    },
+    /// A URL (`https://github.com/x`) or a name with a path (`github.com/x`).
+    #[error("`{}` is a URL, not a domain", .input.escape_debug())]
+    Url {
+        /// The entry.
+        input: String,
+        /// The host part, when one could be read from it.
+        host: Option<String>,
+    },
+    /// A name with a port (`github.com:443`).
+    #[error("`{}` has a port; the allowlist takes names only (HTTPS goes to 443, HTTP to 80)", .input.escape_debug())]
+    HostPort {
+        /// The entry.
+        input: String,
+        /// The part before the port.
+        host: String,
+    },
+    /// An IPv4 or IPv6 address, bracketed or not, with or without a port.
+    #[error("`{}` is an IP address; the proxy denies IP destinations", .input.escape_debug())]
+    IpLiteral {
+        /// The entry.
+        input: String,
+    },
+    /// A CIDR range (`10.0.0.0/8`).
+    #[error("`{}` is an address range; the allowlist takes domain names", .input.escape_debug())]
+    Cidr {
+        /// The entry.
+        input: String,
+    },
+    /// A name whose last label is all digits (`127.1`, `10.0.0`): resolvers read it as an address.
+    #[error("`{}` ends in a numeric label, so it would be read as an IP address", .input.escape_debug())]
+    NumericTopLabel {
+        /// The entry.
+        input: String,
+    },
+    /// `*` anywhere but a leading `*.` (`a.*.com`, `*github.com`, `**.a.com`).
+    #[error("`{}` has a `*` that is not a leading `*.`", .input.escape_debug())]
+    MisplacedWildcard {
+        /// The entry.
+        input: String,
+    },
+    /// A wildcard with no name: `*`, `.`, `*.`.
+    #[error("`{}` would allow every domain", .input.escape_debug())]
+    BareWildcard {
+        /// The entry.
+        input: String,
+    },
+    /// Two dots in a row, or a dot at the start of the name part.
+    #[error("`{}` has an empty label (two dots in a row)", .input.escape_debug())]
+    EmptyLabel {
+        /// The entry.
+        input: String,
+    },
+    /// A label longer than DNS allows.
+    #[error("`{}` has a label of {len} characters (`{label}`); DNS allows 63", .input.escape_debug())]
+    LabelTooLong {
+        /// The entry.
+        input: String,
+        /// The label.
+        label: String,
+        /// Its length.
+        len: usize,
+    },
+    /// A name longer than DNS allows.
+    #[error("`{}…` is {len} characters long; DNS allows 253", .input.chars().take(40).collect::<String>().escape_debug())]
+    NameTooLong {
+        /// The entry.
+        input: String,
+        /// Its length once normalized.
+        len: usize,
+    },
+    /// A character that cannot appear in a host name (`_`, `;`, `#`, quotes, …).
+    #[error("`{}` contains {} at character {at}, which cannot appear in a domain name", .input.escape_debug(), .ch.escape_debug())]
+    InvalidCharacter {
+        /// The entry.
+        input: String,
+        /// The first offending character.
+        ch: char,
+        /// Its position in the entry, in characters from 1.
+        at: usize,
+    },
+    /// A label that starts or ends with a hyphen.
+    #[error("`{}` has a label that starts or ends with a hyphen (`{label}`)", .input.escape_debug())]
+    HyphenAtLabelEdge {
+        /// The entry.
+        input: String,
+        /// The label.
+        label: String,
+    },
+    /// A name of one label (`localhost`, `proxy`).
+    #[error("`{}` is a single label, not a fully qualified domain", .input.escape_debug())]
+    SingleLabel {
+        /// The entry.
+        input: String,
+    },
+    /// A bare public suffix (`com`, `co.uk`): it would open a whole top-level domain.
+    #[error("`{}` is a public suffix; allowing it would open every domain under it", .input.escape_debug())]
+    PublicSuffix {
+        /// The entry.
+        input: String,
+    },
+    /// An `xn--` label that is not valid punycode.
+    #[error("`{}` has a label that is not valid punycode (`{label}`)", .input.escape_debug())]
+    InvalidPunycode {
+        /// The entry.
+        input: String,
+        /// The label.
+        label: String,
+    },
+    /// A Unicode name that IDNA (strict) cannot convert.
+    #[error("`{}` is not a valid internationalized domain name", .input.escape_debug())]
+    InvalidUnicode {
+        /// The entry.
+        input: String,
+    },
+    /// An entry that is not a string (a number, a map, null, a list).
+    #[error("entry is {found}, not a domain name")]
+    NotAString {
+        /// What was found, with its article: `a number`, `null`.
+        found: &'static str,
+        /// The value as YAML would print it, for the hint.
+        shown: String,
+    },
+    /// `domains` is not a list (`domains: github.com`).
+    #[error("`domains` must be a list, found {found}")]
+    WrongShape {
+        /// What was found, with its article.
+        found: &'static str,
+    },
+    /// The file is not valid YAML, or has a key other than `domains`.
+    #[error("{message}")]
+    Yaml {
+        /// The parser's message.
+        message: String,
+    },
+    /// The YAML expands aliases or nests beyond the parser's limits (an alias bomb).
+    #[error("the YAML repeats aliases or nests too deeply ({message})")]
+    TooComplex {
+        /// The parser's message.
+        message: String,
+    },
+    /// A file named explicitly (flag or `SAFE_AI_ALLOWLIST`) that does not exist.
+    #[error("allowlist file not found")]
+    FileNotFound,
+    /// A file that exists but cannot be read.
+    #[error("cannot read the allowlist file: {message}")]
+    Io {
+        /// The operating system's message.
+        message: String,
+    },
+    /// A file too large to be an allowlist.
+    #[error("the file is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl Error {
+    /// How to fix it, in a sentence fragment a person can act on.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Empty => "remove the empty entry".into(),
+            Error::Whitespace { input, .. } => {
+                let trimmed = input.trim();
+                if !trimmed.is_empty() && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    format!("write it without the surrounding whitespace: {}", trimmed.escape_debug())
+                } else {
+                    "one entry holds one domain: split it into several entries".into()
+                }
+            }
+            Error::Url { host: Some(host), .. } => format!("write the domain alone: {host}"),
+            Error::Url { host: None, .. } => "write the domain alone, without scheme or path".into(),
+            Error::HostPort { host, .. } => format!("write the name without the port: {}", host.escape_debug()),
+            Error::IpLiteral { .. } | Error::Cidr { .. } | Error::NumericTopLabel { .. } => {
+                "allowlist the service by its domain name; private ranges are exceptions in the stack settings".into()
+            }
+            Error::MisplacedWildcard { .. } => {
+                "a name already includes its subdomains: write `example.com` (or `*.example.com`)".into()
+            }
+            Error::BareWildcard { .. } => "list the domains to allow one by one".into(),
+            Error::EmptyLabel { .. } => "remove the extra dot".into(),
+            Error::LabelTooLong { .. } | Error::NameTooLong { .. } => "check the entry for a pasted mistake".into(),
+            Error::InvalidCharacter { ch: '_', .. } => {
+                "host names use hyphens, not underscores; check the real name of the service".into()
+            }
+            Error::InvalidCharacter { .. } => {
+                "a domain has letters, digits, hyphens and dots only; a comment in YAML starts with ` #`".into()
+            }
+            Error::HyphenAtLabelEdge { .. } => "remove the leading or trailing hyphen".into(),
+            Error::SingleLabel { .. } => "write the fully qualified name, such as `proxy.corp.internal`".into(),
+            Error::PublicSuffix { .. } => "allow the registered domain, such as `example.co.uk`".into(),
+            Error::InvalidPunycode { .. } => "copy the name again from its source, or write it in Unicode".into(),
+            Error::InvalidUnicode { .. } => "check the name's spelling, or write its punycode form".into(),
+            Error::NotAString { shown, .. } => {
+                format!("write the domain as a string; quote it if YAML reads it as something else: \"{}\"", shown.escape_debug())
+            }
+            Error::WrongShape { .. } => "write a list: `domains: [github.com]` or one `- github.com` per line".into(),
+            Error::Yaml { .. } => "the file has one key, `domains`, holding a list of names".into(),
+            Error::TooComplex { .. } => "write the list out without YAML aliases".into(),
+            Error::FileNotFound => "check the path given with --allowlist or SAFE_AI_ALLOWLIST".into(),
+            Error::Io { .. } => "check the file's permissions".into(),
+            Error::TooLarge { .. } => "an allowlist holds domain names; check that this is the right file".into(),
+        }
+    }
+
+    /// A stable identifier for machines (`--format json`), kebab-case.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Empty => "empty",
+            Error::Whitespace { .. } => "whitespace",
+            Error::Url { .. } => "url",
+            Error::HostPort { .. } => "host-port",
+            Error::IpLiteral { .. } => "ip-literal",
+            Error::Cidr { .. } => "cidr",
+            Error::NumericTopLabel { .. } => "numeric-top-label",
+            Error::MisplacedWildcard { .. } => "misplaced-wildcard",
+            Error::BareWildcard { .. } => "bare-wildcard",
+            Error::EmptyLabel { .. } => "empty-label",
+            Error::LabelTooLong { .. } => "label-too-long",
+            Error::NameTooLong { .. } => "name-too-long",
+            Error::InvalidCharacter { .. } => "invalid-character",
+            Error::HyphenAtLabelEdge { .. } => "hyphen-at-label-edge",
+            Error::SingleLabel { .. } => "single-label",
+            Error::PublicSuffix { .. } => "public-suffix",
+            Error::InvalidPunycode { .. } => "invalid-punycode",
+            Error::InvalidUnicode { .. } => "invalid-unicode",
+            Error::NotAString { .. } => "not-a-string",
+            Error::WrongShape { .. } => "wrong-shape",
+            Error::Yaml { .. } => "yaml",
+            Error::TooComplex { .. } => "too-complex",
+            Error::FileNotFound => "file-not-found",
+            Error::Io { .. } => "io",
+            Error::TooLarge { .. } => "too-large",
+        }
+    }
+}
+
+/// Something worth knowing that does not stop the allowlist from being used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// The suffix is not on the public suffix list (a typo such as `github.cmo`,
+    /// or a legitimate internal name such as `artifactory.corp.internal`).
+    #[error("`{domain}` ends in `{suffix}`, which is not a known public suffix")]
+    UnknownSuffix {
+        /// The domain.
+        domain: Domain,
+        /// Its last label.
+        suffix: String,
+    },
+    /// A suffix from the private section of the public suffix list (`github.io`):
+    /// every tenant under it becomes reachable.
+    #[error("`{domain}` is a shared hosting suffix; it allows every tenant under it")]
+    PrivateSuffix {
+        /// The domain.
+        domain: Domain,
+    },
+    /// The same domain listed again.
+    #[error("`{domain}` is listed twice; first at {first}")]
+    Duplicate {
+        /// The domain.
+        domain: Domain,
+        /// Where it was listed first.
+        first: Origin,
+    },
+    /// An entry already allowed by a broader one; it is dropped.
+    #[error("`{domain}` is already covered by `{by}` ({at}); dropped")]
+    Covered {
+        /// The dropped domain.
+        domain: Domain,
+        /// The broader domain that covers it.
+        by: Domain,
+        /// Where the broader domain was listed.
+        at: Origin,
+    },
+    /// The default allowlist file does not exist.
+    #[error("no allowlist file at the default path")]
+    DefaultFileMissing,
+    /// Nothing is allowed.
+    #[error("the allowlist is empty: every request will be denied")]
+    EmptyAllowlist,
+    /// A Unicode name converted to its punycode form.
+    #[error("`{input}` is written as `{domain}`")]
+    IdnConverted {
+        /// The Unicode name as given.
+        input: String,
+        /// The punycode form used from here on.
+        domain: Domain,
+    },
+}
+
+impl Warning {
+    /// How to act on it.
+    pub fn hint(&self) -> String {
+        match self {
+            Warning::UnknownSuffix { .. } => {
+                "fine for internal names; otherwise check the spelling of the last label".into()
+            }
+            Warning::PrivateSuffix { domain } => {
+                format!("allow only the tenant you need, such as `your-name.{domain}`")
+            }
+            Warning::Duplicate { .. } => "remove one of the two".into(),
+            Warning::Covered { by, .. } => {
+                format!("remove the entry: `{by}` already includes its subdomains")
+            }
+            Warning::DefaultFileMissing => {
+                "create allowlist.yaml, or name a file with --allowlist or SAFE_AI_ALLOWLIST".into()
+            }
+            Warning::EmptyAllowlist => "add domains to allowlist.yaml or SAFE_AI_DEFAULT_DOMAINS".into(),
+            Warning::IdnConverted { domain, .. } => format!("write `{domain}` to silence this note"),
+        }
+    }
+
+    /// A stable identifier for machines, kebab-case.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Warning::UnknownSuffix { .. } => "unknown-suffix",
+            Warning::PrivateSuffix { .. } => "private-suffix",
+            Warning::Duplicate { .. } => "duplicate",
+            Warning::Covered { .. } => "covered",
+            Warning::DefaultFileMissing => "default-file-missing",
+            Warning::EmptyAllowlist => "empty-allowlist",
+            Warning::IdnConverted { .. } => "idn-converted",
+        }
+    }
+
+    /// How loud it is: the IDN conversion is a note, the rest are warnings.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Warning::IdnConverted { .. } => Severity::Note,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The allowlist is rejected.
+    Error,
+    /// The allowlist is used, but something deserves a look.
+    Warning,
+    /// For information.
+    Note,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        })
+    }
+}
+
+/// What a diagnostic says: an error or a warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Rejects the allowlist.
+    Error(Error),
+    /// Does not.
+    Warning(Warning),
+}
+
+/// One message about the input, with where it points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where the input came from; `None` for the merged allowlist as a whole.
+    pub origin: Option<Origin>,
+    /// What is wrong.
+    pub finding: Finding,
+}
+
+impl Diagnostic {
+    /// An error at `origin`.
+    pub fn error(origin: Origin, error: Error) -> Diagnostic {
+        Diagnostic {
+            origin: Some(origin),
+            finding: Finding::Error(error),
+        }
+    }
+
+    /// A warning at `origin`.
+    pub fn warning(origin: Option<Origin>, warning: Warning) -> Diagnostic {
+        Diagnostic {
+            origin,
+            finding: Finding::Warning(warning),
+        }
+    }
+
+    /// Error, warning or note.
+    pub fn severity(&self) -> Severity {
+        match &self.finding {
+            Finding::Error(_) => Severity::Error,
+            Finding::Warning(w) => w.severity(),
+        }
+    }
+
+    /// Whether this rejects the allowlist.
+    pub fn is_error(&self) -> bool {
+        matches!(self.finding, Finding::Error(_))
+    }
+
+    /// The message, without origin or hint.
+    pub fn message(&self) -> String {
+        match &self.finding {
+            Finding::Error(e) => e.to_string(),
+            Finding::Warning(w) => w.to_string(),
+        }
+    }
+
+    /// How to act on it.
+    pub fn hint(&self) -> String {
+        match &self.finding {
+            Finding::Error(e) => e.hint(),
+            Finding::Warning(w) => w.hint(),
+        }
+    }
+
+    /// The stable identifier of the finding.
+    pub fn code(&self) -> &'static str {
+        match &self.finding {
+            Finding::Error(e) => e.code(),
+            Finding::Warning(w) => w.code(),
+        }
+    }
+}
+
+/// Renders as two lines:
+///
+/// ```text
+/// error: allowlist.yaml:3:5: `https://github.com/x` is a URL, not a domain
+///   = hint: write the domain alone: github.com
+/// ```
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.severity())?;
+        if let Some(origin) = &self.origin {
+            write!(f, "{origin}: ")?;
+        }
+        write!(f, "{}\n  = hint: {}", self.message(), self.hint())
+    }
+}
+
+impl Serialize for Diagnostic {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Diagnostic", 5)?;
+        s.serialize_field("severity", &self.severity())?;
+        s.serialize_field("origin", &self.origin)?;
+        s.serialize_field("code", self.code())?;
+        s.serialize_field("message", &self.message())?;
+        s.serialize_field("hint", &self.hint())?;
+        s.end()
+    }
+}
+
+/// Every diagnostic, one after the other, separated by newlines.
+pub fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! Where an allowlist entry came from, so every message can point at it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A line and column in a file, both counted from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+}
+
+/// The provenance of an entry or of a diagnostic.
+///
+/// Displayed the way editors and terminals link to it: `allowlist.yaml:12:5`,
+/// `SAFE_AI_DEFAULT_DOMAINS[3]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A file, at a position when one is known.
+    File {
+        /// The path as the user gave it.
+        path: String,
+        /// Where in the file, if the message is about one place in it.
+        position: Option<Position>,
+    },
+    /// An item of a comma-separated environment variable.
+    Env {
+        /// The variable's name, such as `SAFE_AI_DEFAULT_DOMAINS`.
+        var: String,
+        /// The item's index among the comma-separated items, from 0,
+        /// counting empty items so that it points at the right place.
+        index: usize,
+    },
+    /// A domain given in code, by its index in the list it was given in.
+    Code {
+        /// Index in the list, from 0.
+        index: usize,
+    },
+}
+
+impl Origin {
+    /// The whole file at `path`.
+    pub fn file(path: impl Into<String>) -> Origin {
+        Origin::File {
+            path: path.into(),
+            position: None,
+        }
+    }
+
+    /// A place in the file at `path`.
+    pub fn file_at(path: impl Into<String>, line: usize, column: usize) -> Origin {
+        Origin::File {
+            path: path.into(),
+            position: Some(Position { line, column }),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File {
+                path,
+                position: None,
+            } => f.write_str(path),
+            Origin::File {
+                path,
+                position: Some(p),
+            } => write!(f, "{path}:{}:{}", p.line, p.column),
+            Origin::Env { var, index } => write!(f, "{var}[{index}]"),
+            Origin::Code { index } => write!(f, "code[{index}]"),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}

@@ -1,0 +1,341 @@
+//! Where allowlist entries come from: the YAML file and `SAFE_AI_DEFAULT_DOMAINS`.
+//!
+//! Each source yields raw entries with their [`Origin`]; validation happens later,
+//! over all sources at once, so every problem is reported together.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::diagnostic::{Diagnostic, Error, Warning};
+use crate::Origin;
+
+/// The variable holding the path of the allowlist file.
+pub const ALLOWLIST_VAR: &str = "SAFE_AI_ALLOWLIST";
+/// The variable holding extra comma-separated domains.
+pub const DEFAULT_DOMAINS_VAR: &str = "SAFE_AI_DEFAULT_DOMAINS";
+/// The allowlist file used when none is named.
+pub const DEFAULT_ALLOWLIST_PATH: &str = "allowlist.yaml";
+/// No allowlist is this large; a bigger file is the wrong file.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The part of the process environment the policy reads, passed in explicitly:
+/// the library never reads the environment itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    /// `SAFE_AI_ALLOWLIST`.
+    pub allowlist: Option<String>,
+    /// `SAFE_AI_DEFAULT_DOMAINS`.
+    pub default_domains: Option<String>,
+}
+
+impl Env {
+    /// Reads the variables through `lookup`, such as `|k| std::env::var(k).ok()`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Env {
+        Env {
+            allowlist: lookup(ALLOWLIST_VAR),
+            default_domains: lookup(DEFAULT_DOMAINS_VAR),
+        }
+    }
+}
+
+/// One source of allowlist entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A YAML file on disk.
+    File {
+        /// Its path, shown in messages as given.
+        path: PathBuf,
+        /// Named explicitly (missing is an error) or the default path (missing is a warning).
+        required: bool,
+    },
+    /// YAML already in memory, named for messages.
+    Yaml {
+        /// The name used in origins, such as `allowlist.yaml`.
+        name: String,
+        /// The document.
+        text: String,
+    },
+    /// A comma-separated list, such as the value of `SAFE_AI_DEFAULT_DOMAINS`.
+    List {
+        /// The variable's name, used in origins.
+        var: String,
+        /// Its value.
+        value: String,
+    },
+    /// Domains given in code.
+    Code(Vec<String>),
+}
+
+impl Source {
+    /// The sources the stack uses: the file (`flag`, else `SAFE_AI_ALLOWLIST`, else
+    /// `allowlist.yaml` in `dir`), then `SAFE_AI_DEFAULT_DOMAINS` if set.
+    pub fn standard(env: &Env, flag: Option<&Path>, dir: &Path) -> Vec<Source> {
+        let file = match (flag, env.allowlist.as_deref().filter(|s| !s.is_empty())) {
+            (Some(path), _) => Source::File {
+                path: path.to_owned(),
+                required: true,
+            },
+            (None, Some(path)) => Source::File {
+                path: PathBuf::from(path),
+                required: true,
+            },
+            (None, None) => Source::File {
+                path: dir.join(DEFAULT_ALLOWLIST_PATH),
+                required: false,
+            },
+        };
+        let mut sources = vec![file];
+        if let Some(value) = &env.default_domains {
+            sources.push(Source::List {
+                var: DEFAULT_DOMAINS_VAR.to_owned(),
+                value: value.clone(),
+            });
+        }
+        sources
+    }
+}
+
+/// An entry before validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RawEntry {
+    pub text: Result<String, Error>,
+    pub origin: Origin,
+}
+
+/// Reads one source. Problems with the source itself (missing file, bad YAML) go to
+/// `diagnostics`; its entries, valid or not, are returned for validation.
+pub(crate) fn read(source: &Source, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
+    match source {
+        Source::File { path, required } => {
+            let name = path.display().to_string();
+            match read_file(path) {
+                Ok(text) => read_yaml(&name, &text, diagnostics),
+                Err(Error::FileNotFound) if !required => {
+                    diagnostics.push(Diagnostic::warning(
+                        Some(Origin::file(name)),
+                        Warning::DefaultFileMissing,
+                    ));
+                    Vec::new()
+                }
+                Err(e) => {
+                    diagnostics.push(Diagnostic::error(Origin::file(name), e));
+                    Vec::new()
+                }
+            }
+        }
+        Source::Yaml { name, text } => read_yaml(name, text, diagnostics),
+        Source::List { var, value } => read_list(var, value),
+        Source::Code(domains) => domains
+            .iter()
+            .enumerate()
+            .map(|(index, d)| RawEntry {
+                text: Ok(d.clone()),
+                origin: Origin::Code { index },
+            })
+            .collect(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, Error> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::FileNotFound,
+        _ => Error::Io {
+            message: e.to_string(),
+        },
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::TooLarge {
+            size: meta.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|e| Error::Io {
+        message: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Splits a comma-separated list: whitespace around items trimmed, empty items ignored,
+/// the index counting every item so that it points at the right one.
+fn read_list(var: &str, value: &str) -> Vec<RawEntry> {
+    value
+        .split(',')
+        .enumerate()
+        .filter_map(|(index, item)| {
+            let item = item.trim();
+            (!item.is_empty()).then(|| RawEntry {
+                text: Ok(item.to_owned()),
+                origin: Origin::Env {
+                    var: var.to_owned(),
+                    index,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The file's shape. serde enforces it (unknown keys are errors); the positions of the
+/// entries come from a second, event-level pass, since serde_yaml keeps no spans.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShape {
+    #[serde(default)]
+    domains: Option<serde_yaml::Value>,
+}
+
+fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
+    let shape: FileShape = if text.trim().is_empty() {
+        FileShape { domains: None }
+    } else {
+        match serde_yaml::from_str(text) {
+            Ok(shape) => shape,
+            Err(e) => {
+                diagnostics.push(yaml_error(name, &e));
+                return Vec::new();
+            }
+        }
+    };
+    let marks = EntryMarks::collect(text);
+    let origin_at = |m: Option<Marker>| match m {
+        Some(m) => Origin::file_at(name, m.line(), m.col() + 1),
+        None => Origin::file(name),
+    };
+    let items = match shape.domains {
+        None | Some(serde_yaml::Value::Null) => return Vec::new(),
+        Some(serde_yaml::Value::Sequence(items)) => items,
+        Some(other) => {
+            diagnostics.push(Diagnostic::error(
+                origin_at(marks.domains_value),
+                Error::WrongShape {
+                    found: kind_of(&other),
+                },
+            ));
+            return Vec::new();
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| RawEntry {
+            origin: origin_at(marks.items.get(i).copied()),
+            text: match value {
+                serde_yaml::Value::String(s) => Ok(s),
+                other => Err(Error::NotAString {
+                    found: kind_of(&other),
+                    shown: shown(&other),
+                }),
+            },
+        })
+        .collect()
+}
+
+fn yaml_error(name: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let origin = match e.location() {
+        Some(l) => Origin::file_at(name, l.line(), l.column()),
+        None => Origin::file(name),
+    };
+    // serde_yaml appends " at line L column C"; the origin already says it.
+    let full = e.to_string();
+    let message = match full.find(" at line ") {
+        Some(i) => full[..i].to_owned(),
+        None => full,
+    };
+    let error = if message.contains("repetition limit") || message.contains("recursion limit") {
+        Error::TooComplex { message }
+    } else {
+        Error::Yaml { message }
+    };
+    Diagnostic::error(origin, error)
+}
+
+fn kind_of(v: &serde_yaml::Value) -> &'static str {
+    match v {
+        serde_yaml::Value::Null => "null",
+        serde_yaml::Value::Bool(_) => "a boolean",
+        serde_yaml::Value::Number(_) => "a number",
+        serde_yaml::Value::String(_) => "a string",
+        serde_yaml::Value::Sequence(_) => "a list",
+        serde_yaml::Value::Mapping(_) => "a map",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn shown(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The start of the `domains` value and of each of its items, from parser events.
+/// Only called after serde accepted the document, so the shapes agree; if they ever
+/// did not, entries fall back to the file's name without a position.
+#[derive(Default)]
+struct EntryMarks {
+    domains_value: Option<Marker>,
+    items: Vec<Marker>,
+    depth: usize,
+    /// Depth 1 is the top mapping; true when the next depth-1 node is a key.
+    expect_key: bool,
+    /// The last depth-1 key was `domains`, so the next depth-1 node is its value.
+    at_domains: bool,
+    /// Inside the `domains` sequence, at this depth.
+    in_domains: Option<usize>,
+}
+
+impl EntryMarks {
+    fn collect(text: &str) -> EntryMarks {
+        let mut marks = EntryMarks::default();
+        let mut parser = Parser::new_from_str(text);
+        // An error here is reported by serde already; partial marks are fine.
+        let _ = parser.load(&mut marks, false);
+        marks
+    }
+}
+
+impl MarkedEventReceiver for EntryMarks {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let starts_node = matches!(
+            ev,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(_)
+        );
+        if starts_node {
+            if let Some(d) = self.in_domains {
+                if self.depth == d {
+                    self.items.push(mark);
+                }
+            } else if self.depth == 1 {
+                if self.expect_key {
+                    self.at_domains = matches!(&ev, Event::Scalar(k, ..) if k == "domains");
+                } else if self.at_domains {
+                    self.domains_value = Some(mark);
+                    if matches!(ev, Event::SequenceStart(..)) {
+                        self.in_domains = Some(self.depth + 1);
+                    }
+                    self.at_domains = false;
+                }
+                self.expect_key = !self.expect_key;
+            }
+        }
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                self.depth += 1;
+                if self.depth == 1 {
+                    self.expect_key = true;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if self.in_domains == Some(self.depth) {
+                    self.in_domains = None;
+                }
+                self.depth = self.depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+}

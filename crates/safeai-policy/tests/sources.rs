@@ -1,0 +1,172 @@
+//! Sources, positions, merging and the YAML edge cases.
+
+use safeai_policy::{Env, Origin, Source, check, render};
+
+fn yaml(text: &str) -> Source {
+    Source::Yaml {
+        name: "allowlist.yaml".into(),
+        text: text.into(),
+    }
+}
+
+fn list(value: &str) -> Source {
+    Source::List {
+        var: "SAFE_AI_DEFAULT_DOMAINS".into(),
+        value: value.into(),
+    }
+}
+
+fn origins_of_errors(sources: &[Source]) -> Vec<String> {
+    check(sources)
+        .unwrap_err()
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.origin.as_ref().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn block_entries_point_at_their_line_and_column() {
+    let text = "# comment\ndomains:\n  - github.com\n  - https://x.com/\n  -   'a b.com'\n";
+    assert_eq!(
+        origins_of_errors(&[yaml(text)]),
+        ["allowlist.yaml:4:5", "allowlist.yaml:5:7"]
+    );
+}
+
+#[test]
+fn flow_entries_point_at_their_column() {
+    assert_eq!(
+        origins_of_errors(&[yaml("domains: [github.com, 10.0.0.1, \"x:1\"]\n")]),
+        ["allowlist.yaml:1:23", "allowlist.yaml:1:33"]
+    );
+}
+
+#[test]
+fn nested_values_do_not_shift_positions() {
+    let text = "domains:\n  - {a: [b, c]}\n  - [x]\n  - ok.com\n  - bad_name.com\n";
+    assert_eq!(
+        origins_of_errors(&[yaml(text)]),
+        ["allowlist.yaml:2:5", "allowlist.yaml:3:5", "allowlist.yaml:5:5"]
+    );
+}
+
+#[test]
+fn env_items_count_empty_items_and_are_trimmed() {
+    let checked = check(&[list(" a.com , ,b.com,")]).unwrap();
+    let origins: Vec<String> = checked
+        .allowlist
+        .entries()
+        .map(|e| e.origin.to_string())
+        .collect();
+    assert_eq!(origins, ["SAFE_AI_DEFAULT_DOMAINS[0]", "SAFE_AI_DEFAULT_DOMAINS[2]"]);
+    assert_eq!(origins_of_errors(&[list("a.com,,,x_y.com")]), ["SAFE_AI_DEFAULT_DOMAINS[3]"]);
+}
+
+#[test]
+fn sources_merge_and_the_first_listing_wins() {
+    let checked = check(&[yaml("domains: [github.com]"), list("github.com,pypi.org")]).unwrap();
+    let got: Vec<String> = checked
+        .allowlist
+        .entries()
+        .map(|e| format!("{} {}", e.domain, e.origin))
+        .collect();
+    assert_eq!(
+        got,
+        ["github.com allowlist.yaml:1:11", "pypi.org SAFE_AI_DEFAULT_DOMAINS[1]"]
+    );
+    assert_eq!(checked.diagnostics[0].code(), "duplicate");
+}
+
+#[test]
+fn covered_entries_are_dropped_in_either_order() {
+    for text in ["domains: [github.com, api.github.com]", "domains: [api.github.com, github.com]"] {
+        let checked = check(&[yaml(text)]).unwrap();
+        let names: Vec<&str> = checked.allowlist.domains().map(|d| d.as_str()).collect();
+        assert_eq!(names, ["github.com"], "{text}");
+        assert_eq!(checked.diagnostics[0].code(), "covered");
+    }
+}
+
+#[test]
+fn explicit_missing_file_is_an_error_default_missing_is_a_warning() {
+    let dir = std::env::temp_dir().join(format!("safeai-policy-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let default = Source::standard(&Env::default(), None, &dir);
+    let checked = check(&default).unwrap();
+    let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code()).collect();
+    assert_eq!(codes, ["default-file-missing", "empty-allowlist"]);
+
+    let env = Env {
+        allowlist: Some(dir.join("nope.yaml").display().to_string()),
+        default_domains: Some("github.com".into()),
+    };
+    let rejected = check(&Source::standard(&env, None, &dir)).unwrap_err();
+    assert_eq!(rejected.diagnostics[0].code(), "file-not-found");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_flag_beats_the_variable_which_beats_the_default() {
+    let env = Env {
+        allowlist: Some("from-env.yaml".into()),
+        default_domains: None,
+    };
+    let dir = std::path::Path::new("/d");
+    let flag = std::path::Path::new("from-flag.yaml");
+    assert_eq!(
+        Source::standard(&env, Some(flag), dir),
+        [Source::File { path: flag.into(), required: true }]
+    );
+    assert_eq!(
+        Source::standard(&env, None, dir),
+        [Source::File { path: "from-env.yaml".into(), required: true }]
+    );
+    assert_eq!(
+        Source::standard(&Env::default(), None, dir),
+        [Source::File { path: "/d/allowlist.yaml".into(), required: false }]
+    );
+}
+
+#[test]
+fn empty_file_and_null_domains_mean_an_empty_list() {
+    for text in ["", "# nothing yet\n", "domains:\n", "domains: []\n"] {
+        let checked = check(&[yaml(text)]).unwrap();
+        assert!(checked.allowlist.is_empty(), "{text:?}");
+        assert_eq!(checked.diagnostics.last().unwrap().code(), "empty-allowlist");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_shapes_are_errors() {
+    let r = check(&[yaml("domain: [github.com]\n")]).unwrap_err();
+    assert_eq!(r.diagnostics[0].code(), "yaml");
+    assert!(r.diagnostics[0].message().contains("unknown field `domain`"));
+    let r = check(&[yaml("domains: github.com\n")]).unwrap_err();
+    assert_eq!(r.diagnostics[0].code(), "wrong-shape");
+    assert_eq!(r.diagnostics[0].origin, Some(Origin::file_at("allowlist.yaml", 1, 10)));
+}
+
+#[test]
+fn an_alias_bomb_is_rejected_fast() {
+    // Ten levels of ten-fold aliases: 10^10 nodes if expanded.
+    let mut text = String::from("domains:\n  - &a [x,x,x,x,x,x,x,x,x,x]\n");
+    let mut prev = 'a';
+    for c in 'b'..='j' {
+        let refs = vec![format!("*{prev}"); 10].join(",");
+        text.push_str(&format!("  - &{c} [{refs}]\n"));
+        prev = c;
+    }
+    let r = check(&[yaml(&text)]).unwrap_err();
+    assert_eq!(r.diagnostics.len(), 1, "{}", render(&r.diagnostics));
+    assert_eq!(r.diagnostics[0].code(), "too-complex", "{}", render(&r.diagnostics));
+}
+
+#[test]
+fn a_newline_in_an_entry_is_rejected_and_shown_escaped() {
+    let r = check(&[yaml("domains: [\"github.com\\nacl all src all\"]\n")]).unwrap_err();
+    let shown = render(&r.diagnostics);
+    assert!(shown.contains(r"github.com\nacl all src all"), "{shown}");
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+}
