@@ -1,14 +1,14 @@
 //! The merged, validated, normalized allowlist, and the check that builds it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, Warning, render};
-use crate::domain::{Domain, is_same_or_subdomain};
-use crate::source::{self, Source};
 use crate::Origin;
+use crate::diagnostic::{Diagnostic, Warning, render};
+use crate::domain::Domain;
+use crate::source::{self, Source};
 
 /// The set of allowed domains, each standing for itself and its subdomains.
 ///
@@ -16,7 +16,8 @@ use crate::Origin;
 /// artifact rendered from it is byte-identical for the same input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowlist {
-    entries: BTreeMap<Domain, Origin>,
+    /// Sorted by domain, no duplicates, no entry covering another.
+    entries: Vec<(Domain, Origin)>,
 }
 
 /// A domain of the allowlist with the place it was first listed.
@@ -96,6 +97,10 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
         return Err(Rejected { diagnostics });
     }
     let allowlist = Allowlist::normalize(valid, &mut diagnostics);
+    // Source order: sources come in order and origins order like them (file, then
+    // variable); the stable sort keeps the order of several findings on one entry.
+    diagnostics
+        .sort_by(|a, b| (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin)));
     if allowlist.is_empty() {
         diagnostics.push(Diagnostic::warning(None, Warning::EmptyAllowlist));
     }
@@ -112,48 +117,58 @@ impl Allowlist {
         domains: impl IntoIterator<Item = (Domain, Origin)>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Allowlist {
-        let mut unique: Vec<(Domain, Origin)> = Vec::new();
-        let mut seen: HashMap<Domain, usize> = HashMap::new();
-        for (domain, origin) in domains {
-            if let Some(&i) = seen.get(&domain) {
-                diagnostics.push(Diagnostic::warning(
-                    Some(origin),
-                    Warning::Duplicate {
-                        domain,
-                        first: unique[i].1.clone(),
-                    },
-                ));
-                continue;
+        // Sorting by name (stable, so the first listing of a duplicate stays first) puts
+        // duplicates side by side and lets the map be built in one pass.
+        let mut sorted: Vec<(Domain, Origin)> = domains.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(Domain, Origin)> = Vec::with_capacity(sorted.len());
+        for (domain, origin) in sorted {
+            match unique.last() {
+                Some((last, first)) if *last == domain => {
+                    let first = first.clone();
+                    diagnostics.push(Diagnostic::warning(
+                        Some(origin),
+                        Warning::Duplicate { domain, first },
+                    ));
+                }
+                _ => unique.push((domain, origin)),
             }
-            seen.insert(domain.clone(), unique.len());
-            unique.push((domain, origin));
         }
 
         // A name is covered when one of its proper parents is listed: one lookup per label.
-        let mut entries = BTreeMap::new();
-        for (domain, origin) in &unique {
-            let name = domain.as_str();
-            let cover = name
-                .match_indices('.')
-                .map(|(i, _)| &name[i + 1..])
-                .find_map(|parent| {
-                    seen.get_key_value(parent)
-                        .map(|(d, &i)| (d.clone(), unique[i].1.clone()))
-                });
-            match cover {
-                Some((by, at)) => diagnostics.push(Diagnostic::warning(
-                    Some(origin.clone()),
+        let index: HashMap<&str, usize> = unique
+            .iter()
+            .enumerate()
+            .map(|(i, (d, _))| (d.as_str(), i))
+            .collect();
+        let covered: Vec<Option<usize>> = unique
+            .iter()
+            .map(|(domain, _)| {
+                let name = domain.as_str();
+                // From the right: the broadest listed parent comes first, and it is the one kept.
+                name.rmatch_indices('.')
+                    .find_map(|(i, _)| index.get(&name[i + 1..]).copied())
+            })
+            .collect();
+        drop(index);
+        for (i, cover) in covered.iter().enumerate() {
+            if let Some(&c) = cover.as_ref() {
+                let (by, at) = unique[c].clone();
+                diagnostics.push(Diagnostic::warning(
+                    Some(unique[i].1.clone()),
                     Warning::Covered {
-                        domain: domain.clone(),
+                        domain: unique[i].0.clone(),
                         by,
                         at,
                     },
-                )),
-                None => {
-                    entries.insert(domain.clone(), origin.clone());
-                }
+                ));
             }
         }
+        let entries = unique
+            .into_iter()
+            .zip(covered)
+            .filter_map(|(entry, cover)| cover.is_none().then_some(entry))
+            .collect();
         Allowlist { entries }
     }
 
@@ -166,7 +181,7 @@ impl Allowlist {
         }
         let mut candidate = host.as_str();
         loop {
-            if self.entries.contains_key(candidate) {
+            if self.position(candidate).is_ok() {
                 return true;
             }
             match candidate.split_once('.') {
@@ -176,9 +191,13 @@ impl Allowlist {
         }
     }
 
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(d, _)| d.as_str().cmp(name))
+    }
+
     /// The domains, in name order.
     pub fn domains(&self) -> impl ExactSizeIterator<Item = &Domain> {
-        self.entries.keys()
+        self.entries.iter().map(|(d, _)| d)
     }
 
     /// The domains with their origins, in name order.
@@ -196,16 +215,5 @@ impl Allowlist {
     /// Whether nothing is allowed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// Whether some listed domain is `domain` or a parent of it.
-    pub fn covers(&self, domain: &Domain) -> bool {
-        self.entries.keys().any(|d| is_same_or_subdomain(domain.as_str(), d.as_str()))
-    }
-}
-
-impl std::borrow::Borrow<str> for Domain {
-    fn borrow(&self) -> &str {
-        self.as_str()
     }
 }

@@ -18,7 +18,7 @@ pub enum Error {
     Empty,
     /// Whitespace or a control character inside an entry: a newline here would
     /// inject a directive into squid.conf.
-    #[error("`{}` contains whitespace or a control character ({}) at character {at}", .input.escape_debug(), .ch.escape_unicode())]
+    #[error("`{}` contains {} at character {at}", Shown(input), char_name(*.ch))]
     Whitespace {
         /// The entry.
         input: String,
@@ -28,7 +28,7 @@ pub enum Error {
         at: usize,
     },
     /// A URL (`https://github.com/x`) or a name with a path (`github.com/x`).
-    #[error("`{}` is a URL, not a domain", .input.escape_debug())]
+    #[error("`{}` is a URL, not a domain", Shown(input))]
     Url {
         /// The entry.
         input: String,
@@ -36,7 +36,10 @@ pub enum Error {
         host: Option<String>,
     },
     /// A name with a port (`github.com:443`).
-    #[error("`{}` has a port; the allowlist takes names only (HTTPS goes to 443, HTTP to 80)", .input.escape_debug())]
+    #[error(
+        "`{}` has a port; the allowlist takes names only (HTTPS goes to 443, HTTP to 80)",
+        Shown(input)
+    )]
     HostPort {
         /// The entry.
         input: String,
@@ -44,43 +47,55 @@ pub enum Error {
         host: String,
     },
     /// An IPv4 or IPv6 address, bracketed or not, with or without a port.
-    #[error("`{}` is an IP address; the proxy denies IP destinations", .input.escape_debug())]
+    #[error(
+        "`{}` is an IP address; the proxy denies IP destinations",
+        Shown(input)
+    )]
     IpLiteral {
         /// The entry.
         input: String,
     },
     /// A CIDR range (`10.0.0.0/8`).
-    #[error("`{}` is an address range; the allowlist takes domain names", .input.escape_debug())]
+    #[error(
+        "`{}` is an address range; the allowlist takes domain names",
+        Shown(input)
+    )]
     Cidr {
         /// The entry.
         input: String,
     },
     /// A name whose last label is all digits (`127.1`, `10.0.0`): resolvers read it as an address.
-    #[error("`{}` ends in a numeric label, so it would be read as an IP address", .input.escape_debug())]
+    #[error(
+        "`{}` ends in a numeric label, so it would be read as an IP address",
+        Shown(input)
+    )]
     NumericTopLabel {
         /// The entry.
         input: String,
     },
     /// `*` anywhere but a leading `*.` (`a.*.com`, `*github.com`, `**.a.com`).
-    #[error("`{}` has a `*` that is not a leading `*.`", .input.escape_debug())]
+    #[error("`{}` has a `*` that is not a leading `*.`", Shown(input))]
     MisplacedWildcard {
         /// The entry.
         input: String,
     },
     /// A wildcard with no name: `*`, `.`, `*.`.
-    #[error("`{}` would allow every domain", .input.escape_debug())]
+    #[error("`{}` would allow every domain", Shown(input))]
     BareWildcard {
         /// The entry.
         input: String,
     },
     /// Two dots in a row, or a dot at the start of the name part.
-    #[error("`{}` has an empty label (two dots in a row)", .input.escape_debug())]
+    #[error("`{}` has an empty label (two dots in a row)", Shown(input))]
     EmptyLabel {
         /// The entry.
         input: String,
     },
     /// A label longer than DNS allows.
-    #[error("`{}` has a label of {len} characters (`{label}`); DNS allows 63", .input.escape_debug())]
+    #[error(
+        "`{}` has a label of {len} characters (`{label}`); DNS allows 63",
+        Shown(input)
+    )]
     LabelTooLong {
         /// The entry.
         input: String,
@@ -90,7 +105,7 @@ pub enum Error {
         len: usize,
     },
     /// A name longer than DNS allows.
-    #[error("`{}…` is {len} characters long; DNS allows 253", .input.chars().take(40).collect::<String>().escape_debug())]
+    #[error("`{}…` is {len} characters long; DNS allows 253", Shown(&.input.chars().take(40).collect::<String>()))]
     NameTooLong {
         /// The entry.
         input: String,
@@ -98,7 +113,10 @@ pub enum Error {
         len: usize,
     },
     /// A character that cannot appear in a host name (`_`, `;`, `#`, quotes, …).
-    #[error("`{}` contains {} at character {at}, which cannot appear in a domain name", .input.escape_debug(), .ch.escape_debug())]
+    #[error(
+        "`{}` contains `{ch}` at character {at}, which cannot appear in a domain name",
+        Shown(input)
+    )]
     InvalidCharacter {
         /// The entry.
         input: String,
@@ -108,7 +126,10 @@ pub enum Error {
         at: usize,
     },
     /// A label that starts or ends with a hyphen.
-    #[error("`{}` has a label that starts or ends with a hyphen (`{label}`)", .input.escape_debug())]
+    #[error(
+        "`{}` has a label that starts or ends with a hyphen (`{label}`)",
+        Shown(input)
+    )]
     HyphenAtLabelEdge {
         /// The entry.
         input: String,
@@ -116,19 +137,25 @@ pub enum Error {
         label: String,
     },
     /// A name of one label (`localhost`, `proxy`).
-    #[error("`{}` is a single label, not a fully qualified domain", .input.escape_debug())]
+    #[error("`{}` is a single label, not a fully qualified domain", Shown(input))]
     SingleLabel {
         /// The entry.
         input: String,
     },
     /// A bare public suffix (`com`, `co.uk`): it would open a whole top-level domain.
-    #[error("`{}` is a public suffix; allowing it would open every domain under it", .input.escape_debug())]
+    #[error(
+        "`{}` is a public suffix; allowing it would open every domain under it",
+        Shown(input)
+    )]
     PublicSuffix {
         /// The entry.
         input: String,
     },
     /// An `xn--` label that is not valid punycode.
-    #[error("`{}` has a label that is not valid punycode (`{label}`)", .input.escape_debug())]
+    #[error(
+        "`{}` has a label that is not valid punycode (`{label}`)",
+        Shown(input)
+    )]
     InvalidPunycode {
         /// The entry.
         input: String,
@@ -136,7 +163,7 @@ pub enum Error {
         label: String,
     },
     /// A Unicode name that IDNA (strict) cannot convert.
-    #[error("`{}` is not a valid internationalized domain name", .input.escape_debug())]
+    #[error("`{}` is not a valid internationalized domain name", Shown(input))]
     InvalidUnicode {
         /// The entry.
         input: String,
@@ -194,16 +221,16 @@ impl Error {
             Error::Whitespace { input, .. } => {
                 let trimmed = input.trim();
                 if !trimmed.is_empty() && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    format!("write it without the surrounding whitespace: {}", trimmed.escape_debug())
+                    format!("write it without the surrounding whitespace: {trimmed}")
                 } else {
                     "one entry holds one domain: split it into several entries".into()
                 }
             }
             Error::Url { host: Some(host), .. } => format!("write the domain alone: {host}"),
             Error::Url { host: None, .. } => "write the domain alone, without scheme or path".into(),
-            Error::HostPort { host, .. } => format!("write the name without the port: {}", host.escape_debug()),
+            Error::HostPort { host, .. } => format!("write the name without the port: {}", Shown(host)),
             Error::IpLiteral { .. } | Error::Cidr { .. } | Error::NumericTopLabel { .. } => {
-                "allowlist the service by its domain name; private ranges are exceptions in the stack settings".into()
+                "allowlist the service by its domain name".into()
             }
             Error::MisplacedWildcard { .. } => {
                 "a name already includes its subdomains: write `example.com` (or `*.example.com`)".into()
@@ -219,11 +246,17 @@ impl Error {
             }
             Error::HyphenAtLabelEdge { .. } => "remove the leading or trailing hyphen".into(),
             Error::SingleLabel { .. } => "write the fully qualified name, such as `proxy.corp.internal`".into(),
-            Error::PublicSuffix { .. } => "allow the registered domain, such as `example.co.uk`".into(),
+            Error::PublicSuffix { input } => format!(
+                "allow the registered domain under it, such as `example.{}`",
+                Shown(input.trim_start_matches("*.").trim_start_matches('.'))
+            ),
             Error::InvalidPunycode { .. } => "copy the name again from its source, or write it in Unicode".into(),
             Error::InvalidUnicode { .. } => "check the name's spelling, or write its punycode form".into(),
+            Error::NotAString { shown, .. } if shown.is_empty() => {
+                "write one domain name per entry, as a string".into()
+            }
             Error::NotAString { shown, .. } => {
-                format!("write the domain as a string; quote it if YAML reads it as something else: \"{}\"", shown.escape_debug())
+                format!("quote it if it is meant as a name: \"{shown}\"")
             }
             Error::WrongShape { .. } => "write a list: `domains: [github.com]` or one `- github.com` per line".into(),
             Error::Yaml { .. } => "the file has one key, `domains`, holding a list of names".into(),
@@ -336,8 +369,12 @@ impl Warning {
             Warning::DefaultFileMissing => {
                 "create allowlist.yaml, or name a file with --allowlist or SAFE_AI_ALLOWLIST".into()
             }
-            Warning::EmptyAllowlist => "add domains to allowlist.yaml or SAFE_AI_DEFAULT_DOMAINS".into(),
-            Warning::IdnConverted { domain, .. } => format!("write `{domain}` to silence this note"),
+            Warning::EmptyAllowlist => {
+                "add domains to allowlist.yaml or SAFE_AI_DEFAULT_DOMAINS".into()
+            }
+            Warning::IdnConverted { domain, .. } => {
+                format!("write `{domain}` to silence this note")
+            }
         }
     }
 
@@ -360,6 +397,35 @@ impl Warning {
             Warning::IdnConverted { .. } => Severity::Note,
             _ => Severity::Warning,
         }
+    }
+}
+
+/// Shows user input in a message: control characters and whitespace other than the
+/// plain space are escaped (`\n`, `\t`, `\u{ad}`), so a message is always one line
+/// and never carries raw control bytes to a terminal or a log.
+pub(crate) struct Shown<'a>(pub &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{ad}' {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names a whitespace or control character for a message.
+fn char_name(c: char) -> String {
+    match c {
+        '\n' => "a newline".into(),
+        '\r' => "a carriage return".into(),
+        '\t' => "a tab".into(),
+        ' ' => "a space".into(),
+        c => format!("the character U+{:04X}", u32::from(c)),
     }
 }
 

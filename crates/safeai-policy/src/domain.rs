@@ -85,7 +85,11 @@ fn validate(input: &str) -> Result<Validated, Vec<Error>> {
         return Err(vec![Error::Empty]);
     }
     // Checked first and alone: a newline or tab must never travel further.
-    if let Some((i, ch)) = input.chars().enumerate().find(|(_, c)| c.is_whitespace() || c.is_control()) {
+    if let Some((i, ch)) = input
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
+    {
         return Err(vec![Error::Whitespace {
             input: owned(),
             ch,
@@ -111,11 +115,9 @@ fn validate(input: &str) -> Result<Validated, Vec<Error>> {
     let body = body.strip_suffix('.').unwrap_or(body);
 
     // Printable ASCII outside the host-name alphabet is an error; non-ASCII goes to IDNA.
-    if let Some((i, ch)) = input
-        .chars()
-        .enumerate()
-        .find(|&(_, c)| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '*'))
-    {
+    if let Some((i, ch)) = input.chars().enumerate().find(|&(_, c)| {
+        c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '*')
+    }) {
         return Err(vec![Error::InvalidCharacter {
             input: owned(),
             ch,
@@ -310,7 +312,10 @@ mod tests {
         assert_eq!(err("*."), "bare-wildcard");
         assert_eq!(err("a..b.com"), "empty-label");
         assert_eq!(err(&format!("{}.com", "a".repeat(64))), "label-too-long");
-        assert_eq!(err(&format!("{}com", "abcdefghi.".repeat(26))), "name-too-long");
+        assert_eq!(
+            err(&format!("{}com", "abcdefghi.".repeat(26))),
+            "name-too-long"
+        );
         assert_eq!(err("my_host.com"), "invalid-character");
         assert_eq!(err("a.com;"), "invalid-character");
         assert_eq!(err("-a.com"), "hyphen-at-label-edge");
@@ -328,7 +333,12 @@ mod tests {
         assert_eq!(v.warnings[0].code(), "private-suffix");
         let v = Domain::parse("s3.amazonaws.com").unwrap();
         assert_eq!(v.warnings[0].code(), "private-suffix");
-        assert!(Domain::parse("pages.github.io").unwrap().warnings.is_empty());
+        assert!(
+            Domain::parse("pages.github.io")
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
         assert!(Domain::parse("github.com").unwrap().warnings.is_empty());
     }
 

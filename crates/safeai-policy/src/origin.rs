@@ -1,6 +1,7 @@
 //! Where an allowlist entry came from, so every message can point at it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -21,8 +22,8 @@ pub struct Position {
 pub enum Origin {
     /// A file, at a position when one is known.
     File {
-        /// The path as the user gave it.
-        path: String,
+        /// The path as the user gave it (shared by every entry of the file).
+        path: Arc<str>,
         /// Where in the file, if the message is about one place in it.
         position: Option<Position>,
     },
@@ -43,7 +44,7 @@ pub enum Origin {
 
 impl Origin {
     /// The whole file at `path`.
-    pub fn file(path: impl Into<String>) -> Origin {
+    pub fn file(path: impl Into<Arc<str>>) -> Origin {
         Origin::File {
             path: path.into(),
             position: None,
@@ -51,7 +52,7 @@ impl Origin {
     }
 
     /// A place in the file at `path`.
-    pub fn file_at(path: impl Into<String>, line: usize, column: usize) -> Origin {
+    pub fn file_at(path: impl Into<Arc<str>>, line: usize, column: usize) -> Origin {
         Origin::File {
             path: path.into(),
             position: Some(Position { line, column }),

@@ -4,13 +4,14 @@
 //! over all sources at once, so every problem is reported together.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-use crate::diagnostic::{Diagnostic, Error, Warning};
 use crate::Origin;
+use crate::diagnostic::{Diagnostic, Error, Warning};
 
 /// The variable holding the path of the allowlist file.
 pub const ALLOWLIST_VAR: &str = "SAFE_AI_ALLOWLIST";
@@ -155,7 +156,10 @@ fn read_file(path: &Path) -> Result<String, Error> {
     }
     let bytes = std::fs::read(path).map_err(io)?;
     String::from_utf8(bytes).map_err(|e| Error::Io {
-        message: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
     })
 }
 
@@ -184,35 +188,34 @@ fn read_list(var: &str, value: &str) -> Vec<RawEntry> {
 #[serde(deny_unknown_fields)]
 struct FileShape {
     #[serde(default)]
-    domains: Option<serde_yaml::Value>,
+    domains: Option<Domains>,
 }
 
 fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
+    let name: Arc<str> = Arc::from(name);
     let shape: FileShape = if text.trim().is_empty() {
         FileShape { domains: None }
     } else {
         match serde_yaml::from_str(text) {
             Ok(shape) => shape,
             Err(e) => {
-                diagnostics.push(yaml_error(name, &e));
+                diagnostics.push(yaml_error(&name, &e));
                 return Vec::new();
             }
         }
     };
     let marks = EntryMarks::collect(text);
     let origin_at = |m: Option<Marker>| match m {
-        Some(m) => Origin::file_at(name, m.line(), m.col() + 1),
-        None => Origin::file(name),
+        Some(m) => Origin::file_at(name.clone(), m.line(), m.col() + 1),
+        None => Origin::file(name.clone()),
     };
     let items = match shape.domains {
-        None | Some(serde_yaml::Value::Null) => return Vec::new(),
-        Some(serde_yaml::Value::Sequence(items)) => items,
-        Some(other) => {
+        None | Some(Domains::Null) => return Vec::new(),
+        Some(Domains::List(items)) => items,
+        Some(Domains::Other(found)) => {
             diagnostics.push(Diagnostic::error(
                 origin_at(marks.domains_value),
-                Error::WrongShape {
-                    found: kind_of(&other),
-                },
+                Error::WrongShape { found },
             ));
             return Vec::new();
         }
@@ -220,17 +223,128 @@ fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<R
     items
         .into_iter()
         .enumerate()
-        .map(|(i, value)| RawEntry {
+        .map(|(i, item)| RawEntry {
             origin: origin_at(marks.items.get(i).copied()),
-            text: match value {
-                serde_yaml::Value::String(s) => Ok(s),
-                other => Err(Error::NotAString {
-                    found: kind_of(&other),
-                    shown: shown(&other),
-                }),
+            text: match item {
+                Item::Name(s) => Ok(s),
+                Item::Other { found, shown } => Err(Error::NotAString { found, shown }),
             },
         })
         .collect()
+}
+
+/// The value of `domains`: a list, null, or the wrong shape (reported, not a parse error).
+enum Domains {
+    Null,
+    List(Vec<Item>),
+    Other(&'static str),
+}
+
+/// One item of the list: a name, or something else to report.
+enum Item {
+    Name(String),
+    Other { found: &'static str, shown: String },
+}
+
+/// Visits a YAML node and records what it is, without building a `serde_yaml::Value`
+/// (which costs an allocation per node on a 100 000-entry list).
+macro_rules! visit_scalars {
+    ($ty:ty, $wrap:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<$ty, E> {
+            Ok($wrap("a boolean", v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$ty, E> {
+            Ok($wrap("a number", v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$ty, E> {
+            Ok($wrap("a number", v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<$ty, E> {
+            Ok($wrap("a number", v.to_string()))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok($wrap("a map", String::new()))
+        }
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<$ty, A::Error> {
+            use serde::de::VariantAccess;
+            let (serde::de::IgnoredAny, variant) = data.variant()?;
+            variant.newtype_variant::<serde::de::IgnoredAny>()?;
+            Ok($wrap("a tagged value", String::new()))
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+        struct V;
+        fn other(found: &'static str, shown: String) -> Item {
+            Item::Other { found, shown }
+        }
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a domain name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Item, E> {
+                Ok(Item::Name(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Item, E> {
+                Ok(Item::Name(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Item, E> {
+                Ok(other("null", String::new()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Item, E> {
+                Ok(other("null", String::new()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(other("a list", String::new()))
+            }
+            visit_scalars!(Item, other);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Domains {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Domains, D::Error> {
+        struct V;
+        fn other(found: &'static str, _shown: String) -> Domains {
+            Domains::Other(found)
+        }
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Domains;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of domain names")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Domains, E> {
+                Ok(Domains::Other("a string"))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Domains, E> {
+                Ok(Domains::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Domains, E> {
+                Ok(Domains::Null)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Domains, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Domains::List(items))
+            }
+            visit_scalars!(Domains, other);
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn yaml_error(name: &str, e: &serde_yaml::Error) -> Diagnostic {
@@ -250,26 +364,6 @@ fn yaml_error(name: &str, e: &serde_yaml::Error) -> Diagnostic {
         Error::Yaml { message }
     };
     Diagnostic::error(origin, error)
-}
-
-fn kind_of(v: &serde_yaml::Value) -> &'static str {
-    match v {
-        serde_yaml::Value::Null => "null",
-        serde_yaml::Value::Bool(_) => "a boolean",
-        serde_yaml::Value::Number(_) => "a number",
-        serde_yaml::Value::String(_) => "a string",
-        serde_yaml::Value::Sequence(_) => "a list",
-        serde_yaml::Value::Mapping(_) => "a map",
-        serde_yaml::Value::Tagged(_) => "a tagged value",
-    }
-}
-
-fn shown(v: &serde_yaml::Value) -> String {
-    match v {
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
 }
 
 /// The start of the `domains` value and of each of its items, from parser events.
@@ -302,7 +396,10 @@ impl MarkedEventReceiver for EntryMarks {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let starts_node = matches!(
             ev,
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(_)
+            Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Alias(_)
         );
         if starts_node {
             if let Some(d) = self.in_domains {

@@ -1,0 +1,53 @@
+//! One snapshot per fixture scenario: what `check` says about it.
+//!
+//! Its own test binary: insta's `glob!` failure collector is process-global.
+
+use std::path::Path;
+
+use safeai_policy::{Source, check, render};
+
+/// The sources of a fixture directory: `allowlist.yaml`, and `default-domains` as the
+/// value of `SAFE_AI_DEFAULT_DOMAINS` when present.
+fn sources(dir: &Path) -> Vec<Source> {
+    let mut sources = vec![Source::Yaml {
+        name: "allowlist.yaml".into(),
+        text: std::fs::read_to_string(dir.join("allowlist.yaml")).unwrap(),
+    }];
+    if let Ok(value) = std::fs::read_to_string(dir.join("default-domains")) {
+        sources.push(Source::List {
+            var: "SAFE_AI_DEFAULT_DOMAINS".into(),
+            value: value.trim_end_matches('\n').into(),
+        });
+    }
+    sources
+}
+
+#[test]
+fn valid_fixtures() {
+    insta::glob!("../../../fixtures", "valid/*/allowlist.yaml", |path| {
+        let checked = check(&sources(path.parent().unwrap()))
+            .unwrap_or_else(|r| panic!("{} was rejected:\n{r}", path.display()));
+        let mut out = String::from("==== allowlist ====\n");
+        for e in checked.allowlist.entries() {
+            out.push_str(&format!("{}  ({})\n", e.domain, e.origin));
+        }
+        out.push_str("==== diagnostics ====\n");
+        out.push_str(&render(&checked.diagnostics));
+        insta::assert_snapshot!(out);
+    });
+}
+
+#[test]
+fn invalid_fixtures() {
+    insta::glob!("../../../fixtures", "invalid/*/allowlist.yaml", |path| {
+        let rejected = match check(&sources(path.parent().unwrap())) {
+            Ok(c) => panic!(
+                "{} was accepted: {:?}",
+                path.display(),
+                c.allowlist.domains().collect::<Vec<_>>()
+            ),
+            Err(r) => r,
+        };
+        insta::assert_snapshot!(rejected.to_string());
+    });
+}

@@ -1,0 +1,155 @@
+//! The laws of the policy, as property tests.
+
+use proptest::prelude::*;
+use safeai_policy::{Allowlist, Domain, Origin, Source, check};
+
+/// Labels from a small alphabet, so that generated names often overlap.
+fn label() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("api".to_owned()),
+        "[a-z][a-z0-9-]{0,6}[a-z0-9]",
+    ]
+}
+
+/// Names under a few registrable roots, one to three labels deep.
+fn name() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(label(), 0..3),
+        prop_oneof![Just("example.com"), Just("example.org"), Just("corp.test")],
+    )
+        .prop_map(|(labels, root)| {
+            let mut parts = labels;
+            parts.push(root.to_owned());
+            parts.join(".")
+        })
+}
+
+/// How a user might spell a name.
+fn spelling() -> impl Strategy<Value = String> {
+    (name(), 0..4u8).prop_map(|(n, how)| match how {
+        0 => n,
+        1 => format!("*.{n}"),
+        2 => format!(".{}", n.to_uppercase()),
+        _ => format!("{n}."),
+    })
+}
+
+fn allowlist(names: &[String]) -> Allowlist {
+    check(&[Source::Code(names.to_vec())]).unwrap().allowlist
+}
+
+fn names_of(a: &Allowlist) -> Vec<String> {
+    a.domains().map(|d| d.to_string()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn normalization_is_idempotent(names in prop::collection::vec(spelling(), 0..30)) {
+        let once = names_of(&allowlist(&names));
+        let twice = names_of(&allowlist(&once));
+        prop_assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn normalization_ignores_order(names in prop::collection::vec(spelling(), 0..30), seed in any::<u64>()) {
+        let mut shuffled = names.clone();
+        // A deterministic shuffle driven by the seed.
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(names_of(&allowlist(&names)), names_of(&allowlist(&shuffled)));
+    }
+
+    #[test]
+    fn dropping_covered_entries_keeps_the_allowed_set(
+        names in prop::collection::vec(name(), 1..30),
+        hosts in prop::collection::vec(name(), 1..40),
+    ) {
+        let normalized = allowlist(&names);
+        for host in &hosts {
+            // The unnormalized meaning: some listed name is the host or a parent of it.
+            let raw = names.iter().any(|n| host == n || host.ends_with(&format!(".{n}")));
+            prop_assert_eq!(normalized.allows(host), raw, "host {}", host);
+            prop_assert_eq!(normalized.allows(&format!("{}.", host.to_uppercase())), raw);
+        }
+        // And no entry of the result covers another.
+        let domains: Vec<&Domain> = normalized.domains().collect();
+        for a in &domains {
+            for b in &domains {
+                prop_assert!(a == b || !a.covers(b), "{} covers {}", a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn merging_with_an_empty_source_is_the_identity(names in prop::collection::vec(spelling(), 0..20)) {
+        let alone = check(&[Source::Code(names.clone())]).unwrap();
+        for empty in [
+            Source::Code(vec![]),
+            Source::List { var: "SAFE_AI_DEFAULT_DOMAINS".into(), value: " , ,".into() },
+            Source::Yaml { name: "empty.yaml".into(), text: "domains: []".into() },
+        ] {
+            let merged = check(&[Source::Code(names.clone()), empty.clone()]).unwrap();
+            prop_assert_eq!(&merged.allowlist, &alone.allowlist);
+            let merged = check(&[empty, Source::Code(names.clone())]).unwrap();
+            prop_assert_eq!(&merged.allowlist, &alone.allowlist);
+        }
+    }
+
+    #[test]
+    fn accepted_domains_obey_the_label_rules(input in "[a-zA-Z0-9.*_:/ -]{1,80}|\\PC{1,40}") {
+        if let Ok(v) = Domain::parse(&input) {
+            let d = v.domain.as_str();
+            prop_assert!(d.len() <= 253);
+            prop_assert!(d.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'), "{:?}", d);
+            let labels: Vec<&str> = d.split('.').collect();
+            prop_assert!(labels.len() >= 2, "{:?}", d);
+            for l in labels {
+                prop_assert!(!l.is_empty() && l.len() <= 63, "{:?}", d);
+                prop_assert!(!l.starts_with('-') && !l.ends_with('-'), "{:?}", d);
+            }
+        }
+    }
+
+    #[test]
+    fn no_string_panics(input in "\\PC{0,1024}|[\\x00-\\x7f]{0,4096}|(?s).{0,4096}") {
+        let _ = Domain::parse(&input);
+        let _ = check(&[Source::List { var: "V".into(), value: input.clone() }]);
+        let _ = check(&[Source::Yaml { name: "f".into(), text: input.clone() }]);
+        let _ = check(&[Source::Yaml { name: "f".into(), text: format!("domains: [{input}]") }]);
+        let _ = check(&[Source::Yaml { name: "f".into(), text: format!("domains:\n  - {input}\n") }]);
+    }
+}
+
+#[test]
+fn allows_follows_squid_dstdomain() {
+    let a = allowlist(&["github.com".into()]);
+    assert!(a.allows("github.com"));
+    assert!(a.allows("API.GitHub.COM."));
+    assert!(a.allows("a.b.c.github.com"));
+    assert!(!a.allows("evilgithub.com"));
+    assert!(!a.allows("github.com.evil.test"));
+    assert!(!a.allows("com"));
+    assert!(!a.allows(""));
+    assert!(!a.allows("."));
+}
+
+#[test]
+fn code_origins_are_indexed() {
+    let a = check(&[Source::Code(vec![
+        "x.example.com".into(),
+        "example.org".into(),
+    ])])
+    .unwrap();
+    let origins: Vec<&Origin> = a.allowlist.entries().map(|e| e.origin).collect();
+    assert_eq!(
+        origins,
+        [&Origin::Code { index: 1 }, &Origin::Code { index: 0 }]
+    );
+}
