@@ -68,6 +68,8 @@ pkg_installed() { # all given packages installed?
     done
 }
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+pkgs_missing() { local p; for p in "$@"; do pkg_installed "$p" || echo "$p"; done; }
+since() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # policy-rc.d: forbid every service start while packages are installed (squid,
 # dnsmasq and docker.io would otherwise try to start; without an init system
@@ -118,9 +120,11 @@ step_tools() {
         skip "bookworm tools already installed (${BOOKWORM_PKGS[*]})"
     else
         apt_update_once
-        say "installing from bookworm: ${BOOKWORM_PKGS[*]}"
+        # only the missing ones: already installed packages are left as they are
+        local missing; mapfile -t missing < <(pkgs_missing "${BOOKWORM_PKGS[@]}")
+        say "installing from bookworm: ${missing[*]}"
         policy_block
-        apt-get install -y -qq --no-install-recommends "${BOOKWORM_PKGS[@]}" >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         policy_restore
     fi
     local d
@@ -163,6 +167,8 @@ step_engine() {
         fi
         say "fetching trixie's ${TRIXIE_PKGS[*]} (separate sources list + state dir; machine sources stay bookworm)"
         mkdir -p "$TRIXIE_DIR/lists/partial" "$TRIXIE_DIR/cache/archives/partial" "$TRIXIE_DIR/debs"
+        # apt downloads as the unprivileged _apt user where it can
+        if id _apt >/dev/null 2>&1; then chown _apt "$TRIXIE_DIR/debs"; fi
         printf 'deb %s trixie main\n' "$DEBIAN_MIRROR" >"$TRIXIE_DIR/sources.list"
         apt-get "${TRIXIE_APT[@]}" update -qq
         local p cand
@@ -182,8 +188,15 @@ step_engine() {
         # init-system-helpers >= 1.54, sysvinit-utils >= 3.05-4, runc >= 1.0.0~rc8,
         # iptables, tini); trixie's runc is NOT taken because it needs libc6 >= 2.38.
         # So no --force-depends is needed; dpkg fails loudly if that ever changes.
+        # Order matters: dpkg unpacks in argument order, and docker-cli (which now
+        # ships /usr/bin/docker) Breaks docker.io << 26.1.4, so the new docker.io
+        # must be unpacked before docker-cli (TRIXIE_PKGS is in that order).
+        local debs=()
+        for p in "${TRIXIE_PKGS[@]}"; do
+            debs+=("$(compgen -G "$TRIXIE_DIR/debs/${p}_*.deb" | head -n 1)")
+        done
         policy_block
-        dpkg -i "$TRIXIE_DIR"/debs/*.deb >/dev/null
+        dpkg -i "${debs[@]}" >/dev/null
         policy_restore
         engine_ok || die "trixie engine packages not installed correctly"
         apt-get check -qq || die "apt reports broken dependencies after the trixie install"
@@ -276,9 +289,10 @@ step_dockerd() {
     fi
     choose_storage_driver
     choose_iptables
-    # cgroupfs: no systemd on these machines.  MTU: containers must not use a
-    # bigger MTU than the uplink (user-defined networks take the daemon default
-    # only from Docker 27; compose networks may set com.docker.network.driver.mtu).
+    # cgroupfs: no systemd on these machines (cgroup v1 hybrid here).
+    # --mtu: the default bridge (used by `docker build` RUN steps) gets the
+    # uplink's MTU.  On Docker 26 it does not apply to user-defined networks
+    # (they stay at 1500); HTTPS downloads from those still worked here.
     local uplink mtu
     uplink=$(ip -o route show default 2>/dev/null | awk '{for (i=1;i<NF;i++) if ($i=="dev") {print $(i+1); exit}}')
     mtu=$(cat "/sys/class/net/${uplink:-none}/mtu" 2>/dev/null || echo 1500)
@@ -315,13 +329,15 @@ debootstrap_cached() { # debootstrap_cached NAME [--include=...]: cached minbase
     if [ -e "$dir/.safeai-complete" ]; then
         skip "debootstrap $name (cached in $dir)"
     else
-        say "debootstrap --variant=minbase $* bookworm -> $dir"
+        say "debootstrap --variant=minbase${*:+ $*} bookworm -> $dir"
+        local t0; t0=$(date +%s)
         rm -rf "$dir" "$dir.tmp"
         mkdir -p "$ROOTFS_DIR"
         debootstrap --variant=minbase "$@" bookworm "$dir.tmp" "$DEBIAN_MIRROR" >"$ROOTFS_DIR/$name.log" 2>&1 \
             || { tail -n 30 "$ROOTFS_DIR/$name.log" >&2; die "debootstrap $name failed"; }
         mv "$dir.tmp" "$dir"
         touch "$dir/.safeai-complete"
+        say "  debootstrap $name took $(since "$t0")"
     fi
 }
 
@@ -396,7 +412,9 @@ EOF
 import_rootfs() { # import_rootfs DIR TAG [--change ...]...
     local dir=$1 tag=$2; shift 2
     say "docker import $dir -> $tag"
+    local t0; t0=$(date +%s)
     tar -C "$dir" --numeric-owner -c . | docker import "$@" - "$tag" >/dev/null
+    say "  import of $tag took $(since "$t0")"
 }
 
 rust_sysroot() {
@@ -432,6 +450,7 @@ step_images() {
         cp -a "$ROOTFS_DIR/bookworm-minbase-gcc" "$work/rust"
         customize_rootfs "$work/rust"
         say "copying toolchain $sysroot (rustc $rv; bin, lib, libexec; not share)"
+        local t0; t0=$(date +%s)
         local dst=$work/rust/usr/local/rustup/toolchains/$tc
         mkdir -p "$dst" "$work/rust/usr/local/cargo/bin"
         cp -a "$sysroot/bin" "$sysroot/lib" "$dst/"
@@ -443,6 +462,7 @@ step_images() {
             ln -s "/usr/local/rustup/toolchains/$tc/bin/$(basename "$b")" "$work/rust/usr/local/cargo/bin/"
         done
         chmod -R a+rwX "$work/rust/usr/local/cargo"
+        say "  toolchain copy took $(since "$t0")"
         import_rootfs "$work/rust" "$RUST_IMAGE" \
             --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
             --change 'ENV CARGO_HOME=/usr/local/cargo' \
@@ -460,6 +480,7 @@ CHECK_NET_INT=safeai-provision-check-internal
 CRATES_IO_RESULT="not checked"
 
 step_verify() {
+    say "docker compose version: $(docker compose version)"
     say "docker run --rm $DEBIAN_IMAGE true"
     docker run --rm "$DEBIAN_IMAGE" true
 
@@ -484,15 +505,27 @@ step_verify() {
         'cargo --version; rustc --version; cd /tmp; cargo new -q --vcs none x; cd x; cargo build -q --offline; ./target/debug/x'
 
     if [ "${SAFEAI_PROVISION_CHECK_CRATES_IO:-1}" = 1 ]; then
-        say "crates.io from inside a container (non-fatal)"
+        # Non-fatal: this only reports whether a Dockerfile's `cargo build` can
+        # download crates (it needs the machine's CA bundle, which the image has).
+        say "crates.io from inside a container (non-fatal): cargo fetch of itoa, then cargo search"
         if docker run --rm "$RUST_IMAGE" sh -ec \
-            'cd /tmp; cargo new -q --vcs none q; cd q; echo "itoa = \"1\"" >>Cargo.toml; timeout 120 cargo fetch -q; timeout 60 cargo search -q --limit 1 itoa >/dev/null'; then
-            CRATES_IO_RESULT="reachable (cargo fetch + cargo search)"
+            'cd /tmp; cargo new -q --vcs none q; cd q; echo "itoa = \"1\"" >>Cargo.toml; timeout 120 cargo fetch -q'; then
+            CRATES_IO_RESULT="cargo fetch OK (index + download)"
         else
-            CRATES_IO_RESULT="NOT reachable"
-            warn "crates.io is not reachable from inside a container"
+            CRATES_IO_RESULT="cargo fetch FAILED"
+            warn "cargo fetch from crates.io fails inside a container"
+        fi
+        # The search API is separate from the index; a registry mirror may not offer it.
+        if docker run --rm "$RUST_IMAGE" timeout 60 cargo search -q --limit 1 itoa >/dev/null 2>&1; then
+            CRATES_IO_RESULT+=", cargo search OK"
+        else
+            CRATES_IO_RESULT+=", cargo search fails (the search API; check the host: $(timeout 60 cargo search -q --limit 1 itoa >/dev/null 2>&1 && echo works there || echo fails there too))"
         fi
     fi
+
+    say "squid -k parse / dnsmasq --test on the packaged default configs"
+    squid -k parse -f /etc/squid/squid.conf >/dev/null 2>&1 || die "squid -k parse failed"
+    dnsmasq --test -C /etc/dnsmasq.conf >/dev/null 2>&1 || die "dnsmasq --test failed"
 
     say "docker build (BuildKit) FROM the imported image, with apt-get install"
     local ctx; ctx=$(mktemp -d); WORK_TO_CLEAN+=("$ctx")
@@ -520,7 +553,7 @@ printf '  %-16s %s\n' \
     cli        "$(command -v docker) $(docker version -f '{{.Client.Version}}')" \
     compose    "$(docker compose version --short)" \
     buildx     "$(docker buildx version 2>/dev/null | awk '{print $2}')" \
-    dockerd    "pid $(cat "$DOCKERD_PIDFILE"), storage $(docker info -f '{{.Driver}}'), cgroup $(docker info -f '{{.CgroupDriver}}') v$(docker info -f '{{.CgroupVersion}}'), iptables $(readlink -f "$(command -v iptables)" | sed 's/.*iptables-//'), log $DOCKERD_LOG" \
+    dockerd    "pid $(cat "$DOCKERD_PIDFILE"), storage $(docker info -f '{{.Driver}}'), cgroup $(docker info -f '{{.CgroupDriver}}') v$(docker info -f '{{.CgroupVersion}}'), $(iptables --version), log $DOCKERD_LOG" \
     images     "$(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$DEBIAN_IMAGE"); $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$RUST_IMAGE") ($(docker run --rm --network none "$RUST_IMAGE" rustc --version))" \
     crates.io  "$CRATES_IO_RESULT"
 say "---- timings"

@@ -1,1 +1,289 @@
-fn main() {}
+//! `safeai`: a thin front-end over safeai-policy and safeai-core. It reads the
+//! environment and the arguments, turns them into library values, and prints what the
+//! libraries return.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use safeai_core::{Artifacts, ProxySettings, Stack};
+use safeai_policy::{Checked, Env, Source, check, render as render_diagnostics};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the input is invalid (every problem is printed), or --check found drift
+  2  usage error";
+
+/// Builds the safe-ai sandbox's configuration from the allowlist: validate it, render
+/// the artifacts, and check the committed ones are current.
+#[derive(Debug, Parser)]
+#[command(name = "safeai", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct AllowlistArgs {
+    /// The allowlist file [default: $SAFE_AI_ALLOWLIST, else ./allowlist.yaml];
+    /// SAFE_AI_DEFAULT_DOMAINS (comma-separated) is merged in
+    #[arg(long, value_name = "FILE")]
+    allowlist: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the merged allowlist and print it with the origin of every domain
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write every artifact (docker-compose.yaml, seccomp.json, squid.conf, dnsmasq.conf,
+    /// dnsmasq.servers) into a directory
+    #[command(after_help = EXIT_CODES)]
+    Generate {
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+        /// The directory to write into
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Write nothing; compare with the files in DIR, print a unified diff and exit 1
+        /// if any differs or is missing
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print one artifact to standard output
+    #[command(after_help = EXIT_CODES)]
+    Render {
+        /// The artifact
+        artifact: Artifact,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Artifact {
+    /// docker-compose.yaml
+    Compose,
+    /// squid.conf
+    Squid,
+    /// dnsmasq.conf
+    Dnsmasq,
+    /// dnsmasq.servers, the allowlisted names dnsmasq forwards
+    DnsmasqServers,
+    /// seccomp.json
+    Seccomp,
+}
+
+impl Artifact {
+    fn file_name(self) -> &'static str {
+        match self {
+            Artifact::Compose => "docker-compose.yaml",
+            Artifact::Squid => "squid.conf",
+            Artifact::Dnsmasq => "dnsmasq.conf",
+            Artifact::DnsmasqServers => safeai_core::DNSMASQ_SERVERS_FILE,
+            Artifact::Seccomp => "seccomp.json",
+        }
+    }
+}
+
+/// A failure already explained on stderr.
+struct Failed;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed) => ExitCode::from(1),
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The allowlist from the flag, the environment and the working directory. Warnings go
+/// to stderr; on errors, every one is printed and nothing else happens.
+fn load(args: &AllowlistArgs) -> Result<Checked, Failed> {
+    let env = Env::from_lookup(env_var);
+    let sources = Source::standard(&env, args.allowlist.as_deref(), Path::new(""));
+    match check(&sources) {
+        Ok(checked) => {
+            eprint!("{}", render_diagnostics(&checked.diagnostics));
+            Ok(checked)
+        }
+        Err(rejected) => {
+            eprintln!("{rejected}");
+            Err(Failed)
+        }
+    }
+}
+
+fn stack() -> Result<Stack, Failed> {
+    let settings = ProxySettings::default()
+        .with_env(env_var)
+        .map_err(|errors| {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            Failed
+        })?;
+    Ok(Stack {
+        proxy_settings: settings,
+        ..Stack::default()
+    })
+}
+
+fn artifacts(args: &AllowlistArgs) -> Result<Artifacts, Failed> {
+    let checked = load(args)?;
+    Ok(safeai_core::render_all(&stack()?, &checked.allowlist))
+}
+
+fn run(command: Command) -> Result<(), Failed> {
+    match command {
+        Command::Check { allowlist, format } => match format {
+            Format::Text => {
+                let checked = load(&allowlist)?;
+                let width = checked
+                    .allowlist
+                    .domains()
+                    .map(|d| d.as_str().len())
+                    .max()
+                    .unwrap_or(0);
+                let mut out = String::new();
+                for e in checked.allowlist.entries() {
+                    out.push_str(&format!("{:width$}  {}\n", e.domain.as_str(), e.origin));
+                }
+                out.push_str(&format!("{} domains allowed\n", checked.allowlist.len()));
+                print(&out)
+            }
+            Format::Json => check_json(&allowlist),
+        },
+        Command::Generate {
+            allowlist,
+            out,
+            check,
+        } => {
+            let artifacts = artifacts(&allowlist)?;
+            if check {
+                compare(&artifacts, &out)
+            } else {
+                write(&artifacts, &out)
+            }
+        }
+        Command::Render {
+            artifact,
+            allowlist,
+        } => {
+            let mut artifacts = artifacts(&allowlist)?;
+            print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
+        }
+    }
+}
+
+/// `check --format json`: one document on stdout, valid or not, and nothing on stderr.
+fn check_json(args: &AllowlistArgs) -> Result<(), Failed> {
+    let env = Env::from_lookup(env_var);
+    let sources = Source::standard(&env, args.allowlist.as_deref(), Path::new(""));
+    let (valid, doc) = match check(&sources) {
+        Ok(c) => (
+            true,
+            serde_json::json!({
+                "valid": true,
+                "domains": c.allowlist.entries().collect::<Vec<_>>(),
+                "diagnostics": c.diagnostics,
+            }),
+        ),
+        Err(r) => (
+            false,
+            serde_json::json!({ "valid": false, "domains": [], "diagnostics": r.diagnostics }),
+        ),
+    };
+    print(&format!("{doc:#}\n"))?;
+    if valid { Ok(()) } else { Err(Failed) }
+}
+
+fn print(text: &str) -> Result<(), Failed> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            eprintln!("error: cannot write to standard output: {e}");
+            Failed
+        })
+}
+
+fn write(artifacts: &Artifacts, dir: &Path) -> Result<(), Failed> {
+    let fail = |path: &Path, e: std::io::Error| {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        Failed
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    for (name, text) in artifacts {
+        let path = dir.join(name);
+        // Write then rename, so a reader never sees half a file.
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(|e| fail(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail(&path, e))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn compare(artifacts: &Artifacts, dir: &Path) -> Result<(), Failed> {
+    let mut drift = 0;
+    for (name, expected) in artifacts {
+        let path = dir.join(name);
+        let actual = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("{} is missing", path.display());
+                drift += 1;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return Err(Failed);
+            }
+        };
+        if actual != *expected {
+            drift += 1;
+            let diff = similar::TextDiff::from_lines(&actual, expected);
+            let shown = path.display().to_string();
+            print(
+                &diff
+                    .unified_diff()
+                    .header(&shown, &format!("{shown} (generated)"))
+                    .to_string(),
+            )?;
+        }
+    }
+    if drift == 0 {
+        eprintln!(
+            "all {} artifacts in {} are current",
+            artifacts.len(),
+            dir.display()
+        );
+        Ok(())
+    } else {
+        eprintln!(
+            "{drift} artifact(s) differ from the generator: run `safeai generate --out {}`",
+            dir.display()
+        );
+        Err(Failed)
+    }
+}

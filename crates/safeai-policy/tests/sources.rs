@@ -222,7 +222,14 @@ fn a_newline_in_an_entry_is_rejected_and_shown_escaped() {
 
 #[test]
 fn a_chain_of_covered_entries_names_the_broadest_parent() {
-    let checked = check(&[yaml("domains: [a.b.example.com, b.example.com, example.com]")]).unwrap();
+    let checked = check(&[yaml(
+        "domains: [a.b.example.com, b.example.com, example.com]",
+    )])
+    .unwrap();
     let shown = render(&checked.diagnostics);
-    assert_eq!(shown.matches("covered by `example.com`").count(), 2, "{shown}");
+    assert_eq!(
+        shown.matches("covered by `example.com`").count(),
+        2,
+        "{shown}"
+    );
 }

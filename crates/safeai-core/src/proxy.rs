@@ -1,0 +1,120 @@
+//! squid.conf and the dnsmasq configuration, rendered from line-based templates
+//! embedded at compile time.
+
+use std::sync::OnceLock;
+
+use handlebars::Handlebars;
+use safeai_policy::Allowlist;
+use serde::Serialize;
+
+use crate::stack::{BLOCKED_RANGES, ProxySettings};
+
+const SQUID: &str = include_str!("templates/squid.conf.hbs");
+const DNSMASQ: &str = include_str!("templates/dnsmasq.conf.hbs");
+const DNSMASQ_SERVERS: &str = include_str!("templates/dnsmasq.servers.hbs");
+
+/// The name of dnsmasq's servers file inside the proxy's runtime directory.
+pub const DNSMASQ_SERVERS_FILE: &str = "dnsmasq.servers";
+
+/// Strict (an undefined variable is an error, not an empty string) and without HTML
+/// escaping (these are config files); built once.
+fn registry() -> &'static Handlebars<'static> {
+    static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut h = Handlebars::new();
+        h.set_strict_mode(true);
+        h.register_escape_fn(handlebars::no_escape);
+        for (name, text) in [
+            ("squid", SQUID),
+            ("dnsmasq", DNSMASQ),
+            ("dnsmasq.servers", DNSMASQ_SERVERS),
+        ] {
+            // The templates are part of the binary and rendered by every test run.
+            h.register_template_string(name, text)
+                .unwrap_or_else(|e| panic!("template {name} does not compile: {e}"));
+        }
+        h
+    })
+}
+
+fn render<T: Serialize>(name: &str, data: &T) -> String {
+    registry()
+        .render(name, data)
+        // Strict mode fails only on a field the context lacks: a bug here, not bad input,
+        // since every value in the context was validated when it was built.
+        .unwrap_or_else(|e| panic!("template {name} does not match its context: {e}"))
+}
+
+/// What squid.conf.hbs reads. Load-bearing: renaming a field breaks the template
+/// (caught by the render tests).
+#[derive(Serialize)]
+struct SquidContext<'a> {
+    http_port: u16,
+    runtime_dir: &'a str,
+    connect_timeout: u32,
+    read_timeout: u32,
+    request_body_max: u32,
+    blocked_ranges: &'a [&'a str],
+    private_exceptions: Vec<String>,
+    domains: Vec<&'a str>,
+}
+
+/// squid.conf: the allowlist as a `dstdomain` ACL, everything else denied.
+pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
+    render(
+        "squid",
+        &SquidContext {
+            http_port: settings.http_port,
+            runtime_dir: &settings.runtime_dir,
+            connect_timeout: settings.connect_timeout.0,
+            read_timeout: settings.read_timeout.0,
+            request_body_max: settings.request_body_max.0,
+            blocked_ranges: BLOCKED_RANGES,
+            private_exceptions: settings
+                .private_exceptions
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            domains: allowlist.domains().map(|d| d.as_str()).collect(),
+        },
+    )
+}
+
+/// What dnsmasq.conf.hbs reads. Load-bearing.
+#[derive(Serialize)]
+struct DnsmasqContext {
+    listen_address: String,
+    servers_file: String,
+}
+
+/// What dnsmasq.servers.hbs reads. Load-bearing.
+#[derive(Serialize)]
+struct ServersContext<'a> {
+    upstream: String,
+    domains: Vec<&'a str>,
+}
+
+/// dnsmasq.conf: answers on the proxy's internal address, sinks every name to the
+/// unspecified address, and reads the allowlisted names from the servers file.
+pub fn render_dnsmasq(settings: &ProxySettings) -> String {
+    render(
+        "dnsmasq",
+        &DnsmasqContext {
+            listen_address: settings.internal_address.to_string(),
+            servers_file: format!("{}/{DNSMASQ_SERVERS_FILE}", settings.runtime_dir),
+        },
+    )
+}
+
+/// The servers file: one `server=/domain/upstream` line per allowlisted domain.
+/// Kept apart from dnsmasq.conf because dnsmasq re-reads it on SIGHUP (a reload
+/// without restart), while dnsmasq.conf is read only at start.
+pub fn render_dnsmasq_servers(settings: &ProxySettings, allowlist: &Allowlist) -> String {
+    render(
+        "dnsmasq.servers",
+        &ServersContext {
+            upstream: settings.dns_upstream.to_string(),
+            domains: allowlist.domains().map(|d| d.as_str()).collect(),
+        },
+    )
+}

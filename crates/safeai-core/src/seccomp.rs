@@ -1,1 +1,0 @@
-//! The sandbox seccomp profile (being written).

@@ -1,0 +1,543 @@
+//! The typed plan of the whole stack: services, networks, volumes, the security
+//! profile and the proxy settings. Renderers only read it.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use crate::Error;
+
+/// A value the user can override through an environment variable at `docker compose`
+/// time; it renders as `${VAR:-default}` so the committed compose file stays generic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knob<T> {
+    /// The variable, such as `SAFE_AI_SSH_PORT`.
+    pub var: &'static str,
+    /// The value when the variable is unset or empty.
+    pub default: T,
+}
+
+impl<T: fmt::Display> fmt::Display for Knob<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${{{}:-{}}}", self.var, self.default)
+    }
+}
+
+const fn knob<T>(var: &'static str, default: T) -> Knob<T> {
+    Knob { var, default }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation, with no host bits set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// The network address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Cidr, Error> {
+        let bad = |reason: &str| Error::InvalidCidr {
+            input: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("no `/prefix`"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| bad("not an IP address before the `/`"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| bad(&format!("the prefix must be a number from 0 to {max}")))?;
+        let cidr = Cidr { addr, prefix };
+        let network_only = Cidr { addr, prefix }.contains(addr)
+            && match addr {
+                IpAddr::V4(a) => {
+                    u32::from(a) & !u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0) == 0
+                }
+                IpAddr::V6(a) => {
+                    u128::from(a) & !u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+                        == 0
+                }
+            };
+        if !network_only {
+            return Err(bad("host bits are set after the prefix"));
+        }
+        Ok(cidr)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Seconds, for timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seconds(pub u32);
+
+/// A size in mebibytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mebibytes(pub u32);
+
+/// The destinations Squid denies after resolving a name, unless an exception names them:
+/// loopback, "this network", RFC 1918, CGNAT, link-local (cloud metadata at
+/// 169.254.169.254), IPv6 loopback, unspecified, ULA and link-local.
+pub const BLOCKED_RANGES: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// What the proxy container runs with: Squid, dnsmasq and the SSH forwarder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Squid's port.
+    pub http_port: u16,
+    /// The proxy's address on the internal network; dnsmasq answers there.
+    pub internal_address: IpAddr,
+    /// Where dnsmasq forwards allowlisted names: Docker's embedded resolver by default,
+    /// never a hard-coded public one.
+    pub dns_upstream: IpAddr,
+    /// Private ranges that allowlisted names may resolve to (for example a test
+    /// network or an internal registry).
+    pub private_exceptions: Vec<Cidr>,
+    /// Squid's `connect_timeout`.
+    pub connect_timeout: Seconds,
+    /// Squid's `read_timeout`.
+    pub read_timeout: Seconds,
+    /// Squid's `request_body_max_size`.
+    pub request_body_max: Mebibytes,
+    /// Where the rendered configs and pid files live inside the proxy (a tmpfs).
+    pub runtime_dir: String,
+    /// Port the SSH forwarder listens on inside the proxy.
+    pub ssh_forward_port: u16,
+    /// Concurrent SSH connections the forwarder accepts.
+    pub ssh_max_connections: u16,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            http_port: 3128,
+            internal_address: IpAddr::V4(DEFAULT_PROXY_IP),
+            dns_upstream: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)),
+            private_exceptions: Vec::new(),
+            connect_timeout: Seconds(30),
+            read_timeout: Seconds(300),
+            request_body_max: Mebibytes(1024),
+            runtime_dir: "/run/safe-ai".into(),
+            ssh_forward_port: 2222,
+            ssh_max_connections: 32,
+        }
+    }
+}
+
+/// The proxy's default address on the internal network.
+pub const DEFAULT_PROXY_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 42, 2);
+/// The internal network's default subnet.
+pub const DEFAULT_SUBNET: &str = "172.30.42.0/24";
+
+/// The environment variables the proxy reads at start and on reload, beside the
+/// allowlist's own (`SAFE_AI_ALLOWLIST`, `SAFE_AI_DEFAULT_DOMAINS`).
+pub mod env {
+    /// The DNS upstream for allowlisted names.
+    pub const DNS_UPSTREAM: &str = "SAFE_AI_DNS_UPSTREAM";
+    /// The proxy's internal address.
+    pub const PROXY_IP: &str = "SAFE_AI_PROXY_IP";
+    /// Comma-separated CIDRs that allowlisted names may resolve to.
+    pub const PRIVATE_EXCEPTIONS: &str = "SAFE_AI_PRIVATE_EXCEPTIONS";
+}
+
+impl ProxySettings {
+    /// Applies the proxy's environment variables, read through `lookup`
+    /// (the library never reads the environment itself). Empty values keep the default.
+    ///
+    /// # Errors
+    ///
+    /// Every variable whose value does not parse, each naming the variable.
+    pub fn with_env(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<ProxySettings, Vec<Error>> {
+        let mut errors = Vec::new();
+        let get = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        for (var, slot) in [
+            (env::DNS_UPSTREAM, &mut self.dns_upstream),
+            (env::PROXY_IP, &mut self.internal_address),
+        ] {
+            if let Some(v) = get(var) {
+                match v.parse() {
+                    Ok(ip) => *slot = ip,
+                    Err(_) => errors.push(Error::InvalidEnv {
+                        var,
+                        value: v,
+                        expected: "an IP address, such as 127.0.0.11",
+                    }),
+                }
+            }
+        }
+        if let Some(v) = get(env::PRIVATE_EXCEPTIONS) {
+            for (i, item) in v.split(',').enumerate() {
+                let item = item.trim();
+                if item.is_empty() {
+                    continue;
+                }
+                match item.parse() {
+                    Ok(c) => self.private_exceptions.push(c),
+                    Err(e) => errors.push(Error::InvalidEnvItem {
+                        var: env::PRIVATE_EXCEPTIONS,
+                        index: i,
+                        source: Box::new(e),
+                    }),
+                }
+            }
+            self.private_exceptions.sort();
+            self.private_exceptions.dedup();
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Linux capabilities, by the names Docker uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(missing_docs)]
+pub enum Capability {
+    Chown,
+    DacOverride,
+    Fowner,
+    Kill,
+    NetBindService,
+    Setgid,
+    Setuid,
+    SysChroot,
+    AuditWrite,
+}
+
+impl Capability {
+    /// Docker's name, such as `SETUID`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Chown => "CHOWN",
+            Capability::DacOverride => "DAC_OVERRIDE",
+            Capability::Fowner => "FOWNER",
+            Capability::Kill => "KILL",
+            Capability::NetBindService => "NET_BIND_SERVICE",
+            Capability::Setgid => "SETGID",
+            Capability::Setuid => "SETUID",
+            Capability::SysChroot => "SYS_CHROOT",
+            Capability::AuditWrite => "AUDIT_WRITE",
+        }
+    }
+}
+
+/// A tmpfs mount. `noexec`, `nosuid` and `nodev` are always set: there is no way to
+/// build a writable tmpfs that can run programs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// Where it is mounted.
+    pub path: &'static str,
+    /// Its size.
+    pub size: Mebibytes,
+    /// The octal mode of its root, such as `1777`.
+    pub mode: &'static str,
+}
+
+impl fmt::Display for Tmpfs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:rw,noexec,nosuid,nodev,size={}m,mode={}",
+            self.path, self.size.0, self.mode
+        )
+    }
+}
+
+/// How a container is confined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityProfile {
+    /// The root filesystem is mounted read-only.
+    pub read_only_root: bool,
+    /// All capabilities are dropped, then these are added back.
+    pub cap_add: Vec<Capability>,
+    /// `no-new-privileges`: setuid binaries do not elevate.
+    pub no_new_privileges: bool,
+    /// The seccomp profile file, relative to the compose file; `None` keeps Docker's default.
+    pub seccomp: Option<&'static str>,
+    /// Writable scratch space.
+    pub tmpfs: Vec<Tmpfs>,
+    /// Memory limit (`8g`).
+    pub memory: Knob<String>,
+    /// CPU limit (`4`).
+    pub cpus: Knob<String>,
+    /// Maximum number of processes and threads: contains fork bombs.
+    pub pids: u32,
+    /// The OCI runtime (`runc`, or `runsc` for gVisor); `None` for Docker's default.
+    pub runtime: Option<Knob<String>>,
+}
+
+/// A volume that outlives containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedVolume {
+    /// The volume's name in the compose file.
+    pub name: &'static str,
+    /// Where it is mounted in the sandbox.
+    pub target: &'static str,
+    /// Why it exists, for the compose file's reader.
+    pub purpose: &'static str,
+}
+
+/// The SSH entry point for IDEs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshSettings {
+    /// The host port (`SAFE_AI_SSH_PORT`, 2222).
+    pub host_port: Knob<u16>,
+    /// The host address the port is published on (`SAFE_AI_SSH_BIND`, 127.0.0.1:
+    /// the original published on every interface).
+    pub host_bind: Knob<IpAddr>,
+    /// The public key allowed to log in (`SAFE_AI_SSH_KEY`).
+    pub public_key: Knob<&'static str>,
+}
+
+/// The internal network's addressing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkPlan {
+    /// The internal subnet (`SAFE_AI_SUBNET`).
+    pub subnet: Knob<&'static str>,
+    /// The proxy's fixed address on it (`SAFE_AI_PROXY_IP`), the sandbox's DNS server.
+    pub proxy_ip: Knob<IpAddr>,
+}
+
+/// The whole stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// Networks.
+    pub network: NetworkPlan,
+    /// The sandbox's confinement.
+    pub sandbox: SecurityProfile,
+    /// The proxy's confinement.
+    pub proxy: SecurityProfile,
+    /// The sandbox's persistent volumes.
+    pub volumes: Vec<NamedVolume>,
+    /// SSH.
+    pub ssh: SshSettings,
+    /// The proxy's settings.
+    pub proxy_settings: ProxySettings,
+    /// The allowlist file mounted into the proxy (`SAFE_AI_ALLOWLIST`).
+    pub allowlist_file: Knob<&'static str>,
+    /// Extra domains (`SAFE_AI_DEFAULT_DOMAINS`), passed to the proxy.
+    pub default_domains: Knob<&'static str>,
+    /// The DNS upstream passed to the proxy (`SAFE_AI_DNS_UPSTREAM`).
+    pub dns_upstream: Knob<IpAddr>,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        let proxy_ip = knob("SAFE_AI_PROXY_IP", IpAddr::V4(DEFAULT_PROXY_IP));
+        Stack {
+            network: NetworkPlan {
+                subnet: knob("SAFE_AI_SUBNET", DEFAULT_SUBNET),
+                proxy_ip,
+            },
+            sandbox: SecurityProfile {
+                read_only_root: true,
+                // sshd: bind port 22, switch to the user, chroot for privilege
+                // separation, chown the pty, write the login record.
+                cap_add: vec![
+                    Capability::AuditWrite,
+                    Capability::Chown,
+                    Capability::NetBindService,
+                    Capability::Setgid,
+                    Capability::Setuid,
+                    Capability::SysChroot,
+                ],
+                no_new_privileges: true,
+                seccomp: Some("seccomp.json"),
+                tmpfs: vec![
+                    Tmpfs {
+                        path: "/tmp",
+                        size: Mebibytes(2048),
+                        mode: "1777",
+                    },
+                    Tmpfs {
+                        path: "/var/tmp",
+                        size: Mebibytes(512),
+                        mode: "1777",
+                    },
+                    Tmpfs {
+                        path: "/run",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
+                ],
+                memory: knob("SAFE_AI_SANDBOX_MEMORY", "8g".into()),
+                cpus: knob("SAFE_AI_SANDBOX_CPUS", "4".into()),
+                pids: 1024,
+                runtime: Some(knob("SAFE_AI_RUNTIME", "runc".into())),
+            },
+            proxy: SecurityProfile {
+                read_only_root: true,
+                // Squid and dnsmasq start as root and drop to their users; dnsmasq binds 53.
+                cap_add: vec![
+                    Capability::Chown,
+                    Capability::Kill,
+                    Capability::NetBindService,
+                    Capability::Setgid,
+                    Capability::Setuid,
+                ],
+                no_new_privileges: true,
+                seccomp: None,
+                tmpfs: vec![
+                    Tmpfs {
+                        path: "/run",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
+                    Tmpfs {
+                        path: "/tmp",
+                        size: Mebibytes(64),
+                        mode: "1777",
+                    },
+                    Tmpfs {
+                        path: "/var/spool/squid",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
+                    Tmpfs {
+                        path: "/var/log/squid",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
+                ],
+                memory: knob("SAFE_AI_PROXY_MEMORY", "512m".into()),
+                cpus: knob("SAFE_AI_PROXY_CPUS", "1".into()),
+                pids: 256,
+                runtime: None,
+            },
+            volumes: vec![
+                NamedVolume {
+                    name: "workspace",
+                    target: "/workspace",
+                    purpose: "the agent's work",
+                },
+                NamedVolume {
+                    name: "home",
+                    target: "/home/dev",
+                    purpose: "shell history, agent config, the IDE server",
+                },
+                NamedVolume {
+                    name: "ssh-host-keys",
+                    target: "/etc/ssh/host-keys",
+                    purpose: "a stable host key across rebuilds",
+                },
+            ],
+            ssh: SshSettings {
+                host_port: knob("SAFE_AI_SSH_PORT", 2222),
+                host_bind: knob("SAFE_AI_SSH_BIND", IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                public_key: knob("SAFE_AI_SSH_KEY", "~/.ssh/id_ed25519.pub"),
+            },
+            proxy_settings: ProxySettings::default(),
+            allowlist_file: knob("SAFE_AI_ALLOWLIST", "./allowlist.yaml"),
+            default_domains: knob("SAFE_AI_DEFAULT_DOMAINS", ""),
+            dns_upstream: knob(
+                "SAFE_AI_DNS_UPSTREAM",
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses_and_rejects_host_bits() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!("10.0.0.1/8".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("10.0.0.0".parse::<Cidr>().is_err());
+        assert!("fd00::/8".parse::<Cidr>().is_ok());
+        assert!("0.0.0.0/0".parse::<Cidr>().is_ok());
+        for r in BLOCKED_RANGES {
+            assert!(r.parse::<Cidr>().is_ok(), "{r}");
+        }
+    }
+
+    #[test]
+    fn knobs_render_as_interpolations() {
+        assert_eq!(
+            Stack::default().ssh.host_port.to_string(),
+            "${SAFE_AI_SSH_PORT:-2222}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_and_reports_every_bad_value() {
+        let env = |k: &str| match k {
+            "SAFE_AI_DNS_UPSTREAM" => Some("10.9.9.9".to_owned()),
+            "SAFE_AI_PRIVATE_EXCEPTIONS" => Some("172.31.0.0/16, ,bad".to_owned()),
+            "SAFE_AI_PROXY_IP" => Some("nope".to_owned()),
+            _ => None,
+        };
+        let errors = ProxySettings::default().with_env(env).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        let ok = ProxySettings::default()
+            .with_env(|k| (k == "SAFE_AI_PRIVATE_EXCEPTIONS").then(|| "172.31.0.0/16".to_owned()))
+            .unwrap();
+        assert_eq!(ok.private_exceptions[0].to_string(), "172.31.0.0/16");
+    }
+}
