@@ -539,11 +539,22 @@ EOF
 
 # ------------------------------------------------------------------ main --
 
-step "1 squid/dnsmasq/tools" step_tools
-step "2 docker engine+compose" step_engine
-step "3 dockerd" step_dockerd
-step "4 stand-in images" step_images
-step "5 verify" step_verify
+# Which steps to run: all by default, or a subset named on the command line
+# (`provision.sh tools engine` gives the artifact checkers without starting dockerd).
+STEPS=" ${*:-tools engine dockerd images verify} "
+wants() { [[ "$STEPS" == *" $1 "* ]]; }
+
+wants tools   && step "1 squid/dnsmasq/tools" step_tools
+wants engine  && step "2 docker engine+compose" step_engine
+wants dockerd && step "3 dockerd" step_dockerd
+wants images  && step "4 stand-in images" step_images
+wants verify  && step "5 verify" step_verify
+
+if ! wants verify; then
+    say "---- timings"
+    printf '  %s\n' "${TIMINGS[@]}"
+    exit 0
+fi
 
 say "---- summary"
 printf '  %-16s %s\n' \

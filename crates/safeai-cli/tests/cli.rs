@@ -1,0 +1,213 @@
+//! The `safeai` binary as a user runs it: help texts, exit codes, and the committed
+//! artifacts kept in sync with the generator.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `safeai ARGS` in `dir`, with none of the SAFE_AI_* variables of the caller.
+fn safeai(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_safeai"));
+    cmd.current_dir(dir).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SAFE_AI_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("safeai-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_help_text() {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["generate", "--help"],
+        &["render", "--help"],
+    ] {
+        let out = safeai(&repo(), args, &[]);
+        assert!(out.status.success());
+        insta::assert_snapshot!(format!("help-{}", args.join("-")), text(&out.stdout));
+    }
+}
+
+#[test]
+fn the_committed_artifacts_are_current() {
+    let out = safeai(&repo(), &["generate", "--check"], &[]);
+    assert!(
+        out.status.success(),
+        "the committed artifacts drifted from the generator; run `safeai generate`:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn generate_check_prints_a_diff_and_fails_on_drift() {
+    let dir = scratch("drift");
+    std::fs::write(dir.join("allowlist.yaml"), "domains: [github.com]\n").unwrap();
+    let out = safeai(&dir, &["generate", "--out", "out"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        safeai(&dir, &["generate", "--out", "out", "--check"], &[])
+            .status
+            .success()
+    );
+
+    let squid = dir.join("out/squid.conf");
+    let edited = std::fs::read_to_string(&squid)
+        .unwrap()
+        .replace(".github.com", ".github.com .evil.test");
+    std::fs::write(&squid, edited).unwrap();
+    std::fs::remove_file(dir.join("out/seccomp.json")).unwrap();
+    let out = safeai(&dir, &["generate", "--out", "out", "--check"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("-acl allowlist dstdomain .github.com .evil.test"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+acl allowlist dstdomain .github.com"),
+        "{diff}"
+    );
+    assert!(text(&out.stderr).contains("seccomp.json is missing"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_exits_1_with_every_error_on_stderr_and_changes_nothing() {
+    let dir = scratch("invalid");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "domains:\n  - https://github.com/x\n  - localhost\n",
+    )
+    .unwrap();
+    let out = safeai(
+        &dir,
+        &["check"],
+        &[("SAFE_AI_DEFAULT_DOMAINS", "pypi.org,10.0.0.1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error: allowlist.yaml:2:5: `https://github.com/x` is a URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: allowlist.yaml:3:5: `localhost` is a single label"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: SAFE_AI_DEFAULT_DOMAINS[1]: `10.0.0.1` is an IP address"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).is_empty());
+
+    // generate refuses too, and writes nothing.
+    let out = safeai(&dir, &["generate", "--out", "out"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("out").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_lists_the_merged_allowlist_with_provenance() {
+    let dir = scratch("valid");
+    std::fs::write(
+        dir.join("list.yaml"),
+        "domains:\n  - github.com\n  - api.github.com\n",
+    )
+    .unwrap();
+    let out = safeai(
+        &dir,
+        &["check", "--allowlist", "list.yaml"],
+        &[("SAFE_AI_DEFAULT_DOMAINS", " pypi.org ,")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "github.com  list.yaml:2:5\npypi.org    SAFE_AI_DEFAULT_DOMAINS[0]\n2 domains allowed\n"
+    );
+    assert!(
+        text(&out.stderr).contains("warning: list.yaml:3:5: `api.github.com` is already covered")
+    );
+
+    let out = safeai(
+        &dir,
+        &["check", "--allowlist", "list.yaml", "--format", "json"],
+        &[],
+    );
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["domains"][0]["domain"], "github.com");
+    assert_eq!(doc["domains"][0]["origin"], "list.yaml:2:5");
+    assert_eq!(doc["diagnostics"][0]["code"], "covered");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_explicit_file_is_an_error_a_missing_default_a_warning() {
+    let dir = scratch("missing");
+    let out = safeai(&dir, &["check"], &[("SAFE_AI_ALLOWLIST", "nope.yaml")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error: nope.yaml: allowlist file not found"));
+    let out = safeai(&dir, &["check"], &[]);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: allowlist.yaml: no allowlist file at the default path"),
+        "{err}"
+    );
+    assert!(err.contains("every request will be denied"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn render_prints_one_artifact_and_bad_proxy_settings_are_errors() {
+    let out = safeai(
+        &repo(),
+        &["render", "dnsmasq-servers"],
+        &[("SAFE_AI_DNS_UPSTREAM", "10.1.2.3")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("server=/github.com/10.1.2.3\n"));
+    let out = safeai(
+        &repo(),
+        &["render", "squid"],
+        &[("SAFE_AI_PRIVATE_EXCEPTIONS", "10.0.0.1/8")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("SAFE_AI_PRIVATE_EXCEPTIONS[0]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(
+        safeai(&repo(), &["render", "nginx"], &[]).status.code(),
+        Some(2)
+    );
+}
