@@ -57,6 +57,27 @@ enum Command {
         /// if any differs or is missing
         #[arg(long)]
         check: bool,
+        /// Only these artifacts (comma-separated); the proxy renders its own three with
+        /// `--only squid,dnsmasq,dnsmasq-servers`
+        #[arg(long, value_name = "ARTIFACT", value_delimiter = ',')]
+        only: Vec<Artifact>,
+    },
+    /// Re-render the running proxy's configuration from the current allowlist and
+    /// environment (`docker compose exec proxy safeai-proxy reload`); an invalid
+    /// allowlist changes nothing
+    #[command(after_help = EXIT_CODES)]
+    Reload,
+    /// Add domains to the allowlist file, keeping its comments, then reload the proxy
+    #[command(after_help = EXIT_CODES)]
+    Allow {
+        /// The domains, such as `api.example.com` (each also allows its subdomains)
+        #[arg(required = true, value_name = "DOMAIN")]
+        domains: Vec<String>,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+        /// Edit the file only; do not reload the proxy
+        #[arg(long)]
+        no_reload: bool,
     },
     /// Print one artifact to standard output
     #[command(after_help = EXIT_CODES)]
@@ -102,6 +123,39 @@ impl Artifact {
 
 /// A failure already explained on stderr.
 struct Failed;
+
+mod allow;
+
+/// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
+fn allowlist_path(args: &AllowlistArgs) -> PathBuf {
+    args.allowlist
+        .clone()
+        .or_else(|| {
+            env_var(safeai_policy::ALLOWLIST_VAR)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(safeai_policy::DEFAULT_ALLOWLIST_PATH))
+}
+
+/// Runs the proxy's own reload in the running stack of the current directory.
+fn reload() -> Result<(), Failed> {
+    let status = std::process::Command::new("docker")
+        .args(["compose", "exec", "-T", "proxy", "safeai-proxy", "reload"])
+        .status()
+        .map_err(|e| {
+            eprintln!("error: cannot run `docker compose exec`: {e}");
+            Failed
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        eprintln!(
+            "error: the proxy did not reload (see above); it keeps its previous configuration"
+        );
+        Err(Failed)
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -176,13 +230,27 @@ fn run(command: Command) -> Result<(), Failed> {
             allowlist,
             out,
             check,
+            only,
         } => {
-            let artifacts = artifacts(&allowlist)?;
+            let mut artifacts = artifacts(&allowlist)?;
+            if !only.is_empty() {
+                let keep: Vec<&str> = only.iter().map(|a| a.file_name()).collect();
+                artifacts.retain(|name, _| keep.contains(name));
+            }
             if check {
                 compare(&artifacts, &out)
             } else {
                 write(&artifacts, &out)
             }
+        }
+        Command::Reload => reload(),
+        Command::Allow {
+            domains,
+            allowlist,
+            no_reload,
+        } => {
+            allow::allow(&domains, &allowlist_path(&allowlist))?;
+            if no_reload { Ok(()) } else { reload() }
         }
         Command::Render {
             artifact,

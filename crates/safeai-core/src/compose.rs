@@ -61,8 +61,13 @@ fn bind(source: String, target: &str, read_only: bool) -> dc::Volumes {
     })
 }
 
-fn build(context: &str, image: &str) -> (Option<dc::BuildStep>, Option<String>) {
-    (Some(dc::BuildStep::Simple(s(context))), Some(s(image)))
+fn build(context: &str, dockerfile: &str, image: &str) -> (Option<dc::BuildStep>, Option<String>) {
+    let step = dc::AdvancedBuildStep {
+        context: s(context),
+        dockerfile: Some(s(dockerfile)),
+        ..dc::AdvancedBuildStep::default()
+    };
+    (Some(dc::BuildStep::Advanced(step)), Some(s(image)))
 }
 
 fn healthcheck(cmd: &[&str]) -> dc::Healthcheck {
@@ -87,7 +92,13 @@ fn compose(stack: &Stack) -> dc::Compose {
     let proxy_url = format!("http://{proxy_ip}:{}", stack.proxy_settings.http_port);
 
     let mut proxy = dc::Service::default();
-    (proxy.build_, proxy.image) = build("./proxy", "safe-ai-proxy:latest");
+    (proxy.build_, proxy.image) = build(
+        // The repository root: the builder stage compiles the workspace, so the proxy
+        // runs the generator's own code.
+        ".",
+        "proxy/Dockerfile",
+        "safe-ai-proxy:latest",
+    );
     confine(&mut proxy, &stack.proxy);
     proxy.restart = Some(s("unless-stopped"));
     proxy.environment = environment(&[
@@ -122,7 +133,7 @@ fn compose(stack: &Stack) -> dc::Compose {
     proxy.healthcheck = Some(healthcheck(&["safeai-proxy", "health"]));
 
     let mut sandbox = dc::Service::default();
-    (sandbox.build_, sandbox.image) = build("./sandbox", "safe-ai-sandbox:latest");
+    (sandbox.build_, sandbox.image) = build("./sandbox", "Dockerfile", "safe-ai-sandbox:latest");
     confine(&mut sandbox, &stack.sandbox);
     sandbox.restart = Some(s("unless-stopped"));
     sandbox.hostname = Some(s("sandbox"));

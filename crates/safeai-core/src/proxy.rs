@@ -49,6 +49,7 @@ fn render<T: Serialize>(name: &str, data: &T) -> String {
 /// (caught by the render tests).
 #[derive(Serialize)]
 struct SquidContext<'a> {
+    listen_address: String,
     http_port: u16,
     runtime_dir: &'a str,
     connect_timeout: u32,
@@ -64,6 +65,7 @@ pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
     render(
         "squid",
         &SquidContext {
+            listen_address: settings.internal_address.to_string(),
             http_port: settings.http_port,
             runtime_dir: &settings.runtime_dir,
             connect_timeout: settings.connect_timeout.0,
