@@ -67,6 +67,31 @@ enum Command {
     /// allowlist changes nothing
     #[command(after_help = EXIT_CODES)]
     Reload,
+    /// Try, from inside the running sandbox, everything the security model says is
+    /// prevented, and print one line per property
+    #[command(
+        after_help = "Run it in the directory of the running stack (it uses `docker compose exec`), \
+or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every check passed (or is not applicable)\n  1  a check failed\n  2  usage error"
+    )]
+    Verify {
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+        /// A URL the allowlist allows [default: https://FIRST-ALLOWLISTED-DOMAIN/]
+        #[arg(long, value_name = "URL")]
+        allowed: Option<String>,
+        /// A host name the allowlist does not allow
+        #[arg(long, value_name = "HOST", default_value = "example.com")]
+        denied: String,
+        /// The sandbox container's name (instead of `docker compose exec`)
+        #[arg(long, value_name = "NAME", requires = "proxy")]
+        sandbox: Option<String>,
+        /// The proxy container's name
+        #[arg(long, value_name = "NAME", requires = "sandbox")]
+        proxy: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Add domains to the allowlist file, keeping its comments, then reload the proxy
     #[command(after_help = EXIT_CODES)]
     Allow {
@@ -125,6 +150,7 @@ impl Artifact {
 struct Failed;
 
 mod allow;
+mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
 fn allowlist_path(args: &AllowlistArgs) -> PathBuf {
@@ -244,6 +270,48 @@ fn run(command: Command) -> Result<(), Failed> {
             }
         }
         Command::Reload => reload(),
+        Command::Verify {
+            allowlist,
+            allowed,
+            denied,
+            sandbox,
+            proxy,
+            format,
+        } => {
+            let allowed = match allowed {
+                Some(url) => url,
+                None => match load(&allowlist)?.allowlist.domains().next() {
+                    Some(d) => format!("https://{d}/"),
+                    None => {
+                        eprintln!(
+                            "error: the allowlist is empty: name a reachable URL with --allowed"
+                        );
+                        return Err(Failed);
+                    }
+                },
+            };
+            let target = match (sandbox, proxy) {
+                (Some(sandbox), Some(proxy)) => verify::Target::Containers { sandbox, proxy },
+                _ => verify::Target::Compose,
+            };
+            let lines = verify::run(&verify::Probe {
+                target,
+                allowed,
+                denied,
+            });
+            match format {
+                Format::Text => print(&verify::table(&lines))?,
+                Format::Json => print(&format!("{:#}\n", serde_json::json!({ "checks": lines })))?,
+            }
+            if lines
+                .iter()
+                .any(|l| matches!(l.outcome, verify::Outcome::Fail(_)))
+            {
+                Err(Failed)
+            } else {
+                Ok(())
+            }
+        }
         Command::Allow {
             domains,
             allowlist,

@@ -42,6 +42,9 @@ fn every_help_text() {
         &["check", "--help"],
         &["generate", "--help"],
         &["render", "--help"],
+        &["reload", "--help"],
+        &["allow", "--help"],
+        &["verify", "--help"],
     ] {
         let out = safeai(&repo(), args, &[]);
         assert!(out.status.success());

@@ -57,6 +57,8 @@ impl Stack {
             ("SAFE_AI_ALLOWLIST", self.allowlist().display().to_string()),
             ("SAFE_AI_PRIVATE_EXCEPTIONS", EXTERNAL_SUBNET.into()),
             ("SAFE_AI_DEFAULT_DOMAINS", String::new()),
+            // The default (4) is more than a 2-core CI machine has: Docker refuses it.
+            ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
         ]
     }
 

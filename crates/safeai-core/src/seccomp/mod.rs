@@ -383,15 +383,15 @@ impl Rule {
                         index,
                     });
                 }
-                if let Comparison::MaskedEqual { mask, value } = condition.cmp {
-                    if value & !mask != 0 {
-                        return Err(SeccompError::ValueOutsideMask {
-                            name: name.clone(),
-                            index,
-                            mask,
-                            value,
-                        });
-                    }
+                if let Comparison::MaskedEqual { mask, value } = condition.cmp
+                    && value & !mask != 0
+                {
+                    return Err(SeccompError::ValueOutsideMask {
+                        name: name.clone(),
+                        index,
+                        mask,
+                        value,
+                    });
                 }
             }
         }

@@ -1,0 +1,405 @@
+//! `safeai verify`: tries, from inside the running sandbox, each thing the security model
+//! says is prevented, and reports one line per property.
+//!
+//! Each check tests the property it names: direct egress is tried with the proxy
+//! variables unset and by address; the read-only root is tried as root (as `dev` the
+//! permissions alone would refuse); seccomp is tried with calls the capabilities would
+//! allow (`unshare -U` needs none).
+
+use std::process::{Command, Output, Stdio};
+
+use serde::Serialize;
+
+/// How to reach the stack: `docker compose` in the current directory, or container names.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `docker compose exec` with the services `sandbox` and `proxy`.
+    Compose,
+    /// `docker exec` with these container names.
+    Containers {
+        /// The sandbox container.
+        sandbox: String,
+        /// The proxy container.
+        proxy: String,
+    },
+}
+
+/// What `verify` probes.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Where the stack runs.
+    pub target: Target,
+    /// A URL that the allowlist allows.
+    pub allowed: String,
+    /// A host name the allowlist does not allow.
+    pub denied: String,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase", tag = "result", content = "detail")]
+pub enum Outcome {
+    /// The property holds.
+    Pass(String),
+    /// It does not.
+    Fail(String),
+    /// It cannot be checked here, and why.
+    #[serde(rename = "n/a")]
+    NotApplicable(String),
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// Stable identifier.
+    pub check: &'static str,
+    /// The property, in words.
+    pub property: &'static str,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+struct Stack<'a> {
+    probe: &'a Probe,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_owned()
+}
+
+impl Stack<'_> {
+    fn exec(&self, service: &str, user: &str, script: &str) -> std::io::Result<Output> {
+        let mut cmd = Command::new("docker");
+        match &self.probe.target {
+            Target::Compose => {
+                cmd.args(["compose", "exec", "-T", "-u", user, service]);
+            }
+            Target::Containers { sandbox, proxy } => {
+                let name = if service == "sandbox" { sandbox } else { proxy };
+                cmd.args(["exec", "-u", user, name]);
+            }
+        }
+        cmd.args(["bash", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// `script` in the sandbox as `user`; stdout and stderr together, and the exit code.
+    fn sandbox(&self, user: &str, script: &str) -> (i32, String) {
+        match self.exec("sandbox", user, script) {
+            Ok(o) => (
+                o.status.code().unwrap_or(-1),
+                format!("{}{}", text(&o.stdout), text(&o.stderr)),
+            ),
+            Err(e) => (-1, format!("cannot run docker: {e}")),
+        }
+    }
+
+    fn container_id(&self, service: &str) -> Option<String> {
+        match &self.probe.target {
+            Target::Compose => {
+                let o = Command::new("docker")
+                    .args(["compose", "ps", "-q", service])
+                    .output()
+                    .ok()?;
+                Some(text(&o.stdout)).filter(|s| !s.is_empty())
+            }
+            Target::Containers { sandbox, proxy } => Some(if service == "sandbox" {
+                sandbox.clone()
+            } else {
+                proxy.clone()
+            }),
+        }
+    }
+
+    /// The container's addresses by network name.
+    fn addresses(&self, service: &str) -> Vec<(String, String)> {
+        let Some(id) = self.container_id(service) else {
+            return Vec::new();
+        };
+        let format =
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}}\n{{end}}";
+        let Ok(o) = Command::new("docker")
+            .args(["inspect", "-f", format, &id])
+            .output()
+        else {
+            return Vec::new();
+        };
+        text(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, ip)| (n.to_owned(), ip.to_owned()))
+            .collect()
+    }
+}
+
+fn pass(s: impl Into<String>) -> Outcome {
+    Outcome::Pass(s.into())
+}
+fn fail(s: impl Into<String>) -> Outcome {
+    Outcome::Fail(s.into())
+}
+
+/// curl through the sandbox's proxy settings: "HTTP_CODE CONNECT_CODE".
+fn curl(url: &str) -> String {
+    format!(
+        "curl -sS -o /dev/null --max-time 15 -w '%{{http_code}} %{{http_connect}}' '{url}' 2>/dev/null; true"
+    )
+}
+
+fn checks(s: &Stack) -> Vec<Line> {
+    let p = s.probe;
+    let mut lines = Vec::new();
+    let mut add = |check, property, outcome| {
+        lines.push(Line {
+            check,
+            property,
+            outcome,
+        })
+    };
+
+    // Reachability through the proxy.
+    let (_, out) = s.sandbox("dev", &curl(&p.allowed));
+    let (code, connect) = out.split_once(' ').unwrap_or((&out, ""));
+    add(
+        "allowed-reachable",
+        "an allowlisted domain is reachable through the proxy",
+        if connect == "200" || (!p.allowed.starts_with("https:") && code != "403" && code != "000")
+        {
+            pass(format!("{} → HTTP {code}", p.allowed))
+        } else {
+            fail(format!("{} → HTTP {code}, CONNECT {connect}", p.allowed))
+        },
+    );
+    let (_, https) = s.sandbox("dev", &curl(&format!("https://{}/", p.denied)));
+    let (_, http) = s.sandbox("dev", &curl(&format!("http://{}/", p.denied)));
+    add(
+        "denied-403",
+        "a domain outside the allowlist gets 403 (HTTPS and HTTP)",
+        if https.ends_with(" 403") && http.starts_with("403 ") {
+            pass(format!("{} → 403", p.denied))
+        } else {
+            fail(format!("{}: https → {https:?}, http → {http:?}", p.denied))
+        },
+    );
+    // 192.0.2.1 is TEST-NET-1: never routed, and the proxy refuses it before connecting.
+    let (_, ip) = s.sandbox("dev", &curl("https://192.0.2.1/"));
+    add(
+        "ip-literal-denied",
+        "an IP address as destination is refused by the proxy",
+        if ip.ends_with(" 403") {
+            pass("CONNECT 192.0.2.1:443 → 403")
+        } else {
+            fail(format!("CONNECT 192.0.2.1:443 → {ip:?}"))
+        },
+    );
+
+    // No route around the proxy.
+    let (_, routes) = s.sandbox("dev", "ip route show default");
+    let external: Vec<String> = s
+        .addresses("proxy")
+        .into_iter()
+        .filter(|(net, _)| !net.ends_with("internal"))
+        .map(|(_, ip)| ip)
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    add(
+        "no-direct-egress",
+        "with the proxy variables unset, the sandbox reaches nothing outside (no default route)",
+        match external.first() {
+            _ if !routes.is_empty() => fail(format!("default route: {routes}")),
+            None => Outcome::NotApplicable("cannot read the proxy's external address".into()),
+            Some(ip) => {
+                let (rc, out) = s.sandbox(
+                    "dev",
+                    &format!("env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 5 -o /dev/null http://{ip}:3128/ 2>&1"),
+                );
+                if rc != 0 && !out.contains("refused") {
+                    pass(format!(
+                        "no default route; TCP to the proxy's external address {ip}: {out}"
+                    ))
+                } else {
+                    fail(format!(
+                        "TCP to {ip} got through or was refused by a live host: {out}"
+                    ))
+                }
+            }
+        },
+    );
+
+    // The host: the internal network's gateway address must not exist.
+    let internal: Option<String> = s
+        .addresses("sandbox")
+        .into_iter()
+        .find(|(net, _)| net.ends_with("internal"))
+        .map(|(_, ip)| ip);
+    add(
+        "host-unreachable",
+        "the host is unreachable through the internal network's gateway address",
+        match internal.as_deref().and_then(|ip| ip.rsplit_once('.')) {
+            None => Outcome::NotApplicable("cannot read the sandbox's internal address".into()),
+            Some((prefix, _)) => {
+                let gw = format!("{prefix}.1");
+                let (_, out) = s.sandbox(
+                    "dev",
+                    &format!("for port in 22 80 2375 3128; do timeout 5 bash -c \"exec 3<>/dev/tcp/{gw}/$port\" 2>&1 && echo \"open $port\"; done; true"),
+                );
+                if out.contains("open") || out.contains("refused") {
+                    fail(format!("{gw} answers: {out}"))
+                } else {
+                    pass(format!("{gw}: no answer on 22, 80, 2375, 3128"))
+                }
+            }
+        },
+    );
+
+    // DNS.
+    let (_, dns) = s.sandbox("dev", &format!("getent ahostsv4 {} | head -1", p.denied));
+    add(
+        "dns-sinkhole",
+        "a name outside the allowlist resolves to 0.0.0.0",
+        if dns.starts_with("0.0.0.0") {
+            pass(format!("{} → 0.0.0.0", p.denied))
+        } else {
+            fail(format!("{} → {dns:?}", p.denied))
+        },
+    );
+
+    // The filesystem.
+    let (rc, out) = s.sandbox("root", "touch /etc/.safeai-verify 2>&1");
+    add(
+        "read-only-root",
+        "system files are immutable, even for root",
+        if rc != 0 && out.contains("Read-only file system") {
+            pass("touch /etc/… as root: read-only")
+        } else {
+            fail(format!("touch /etc/… as root: {out:?}"))
+        },
+    );
+    let (rc, out) = s.sandbox("dev", "cp /bin/true /tmp/.safeai-verify && chmod +x /tmp/.safeai-verify && /tmp/.safeai-verify 2>&1; r=$?; rm -f /tmp/.safeai-verify; exit $r");
+    add(
+        "tmp-noexec",
+        "a program in /tmp cannot be executed",
+        if rc != 0 && out.contains("Permission denied") {
+            pass("/tmp/… → permission denied")
+        } else {
+            fail(format!("exit {rc}: {out:?}"))
+        },
+    );
+    let (rc, out) = s.sandbox("dev", "touch /workspace/.safeai-verify /tmp/.safeai-verify ~/.safeai-verify && rm /workspace/.safeai-verify /tmp/.safeai-verify ~/.safeai-verify");
+    add(
+        "workspace-writable",
+        "/workspace, /tmp and the home directory are writable",
+        if rc == 0 {
+            pass("written and removed")
+        } else {
+            fail(out)
+        },
+    );
+
+    // Privileges.
+    let (_, status) = s.sandbox(
+        "dev",
+        "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+    );
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    add(
+        "no-capabilities",
+        "dev has no effective capability",
+        if field("CapEff:") == "0000000000000000" {
+            pass("CapEff 0")
+        } else {
+            fail(format!("CapEff {}", field("CapEff:")))
+        },
+    );
+    add(
+        "no-new-privileges",
+        "setuid binaries cannot elevate (no_new_privs)",
+        if field("NoNewPrivs:") == "1" {
+            pass("NoNewPrivs 1")
+        } else {
+            fail(format!("NoNewPrivs {}", field("NoNewPrivs:")))
+        },
+    );
+    let (rc_u, out_u) = s.sandbox("dev", "unshare -U true 2>&1");
+    let (rc_n, out_n) = s.sandbox("root", "unshare -n true 2>&1");
+    add(
+        "seccomp",
+        "a seccomp filter refuses namespaces (unshare -U as dev, unshare -n as root)",
+        if field("Seccomp:") == "2" && rc_u != 0 && rc_n != 0 {
+            pass(format!(
+                "filter mode; unshare -U: {out_u}; unshare -n: {out_n}"
+            ))
+        } else {
+            fail(format!(
+                "Seccomp {}; unshare -U exit {rc_u}; unshare -n exit {rc_n}",
+                field("Seccomp:")
+            ))
+        },
+    );
+    let (rc, out) = s.sandbox("root", "mount -t tmpfs none /mnt 2>&1");
+    add(
+        "mount-refused",
+        "mount fails, even for root",
+        if rc != 0 {
+            pass(out)
+        } else {
+            fail("mount succeeded")
+        },
+    );
+    let (_, pids) = s.sandbox(
+        "dev",
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    );
+    add(
+        "pids-limit",
+        "the number of processes is bounded",
+        if pids.parse::<u64>().is_ok() {
+            pass(format!("pids.max {pids}"))
+        } else {
+            fail(format!("pids.max {pids:?}"))
+        },
+    );
+    lines
+}
+
+/// Runs every check.
+pub fn run(probe: &Probe) -> Vec<Line> {
+    checks(&Stack { probe })
+}
+
+/// The report as a table.
+pub fn table(lines: &[Line]) -> String {
+    let width = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for l in lines {
+        let (word, detail) = match &l.outcome {
+            Outcome::Pass(d) => ("PASS", d),
+            Outcome::Fail(d) => ("FAIL", d),
+            Outcome::NotApplicable(d) => ("N/A ", d),
+        };
+        out.push_str(&format!(
+            "{word}  {:width$}  {}\n      {:width$}  {}\n",
+            l.check,
+            l.property,
+            "",
+            detail.replace('\n', " ")
+        ));
+    }
+    let count = |f: fn(&Outcome) -> bool| lines.iter().filter(|l| f(&l.outcome)).count();
+    out.push_str(&format!(
+        "verify: {} pass, {} fail, {} not applicable\n",
+        count(|o| matches!(o, Outcome::Pass(_))),
+        count(|o| matches!(o, Outcome::Fail(_))),
+        count(|o| matches!(o, Outcome::NotApplicable(_))),
+    ));
+    out
+}
