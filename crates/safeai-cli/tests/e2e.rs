@@ -330,25 +330,35 @@ fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> Resu
     Ok(())
 }
 
-const CHECKS: &[(&str, Check)] = &[
-    ("both_services_are_healthy", both_services_are_healthy),
-    (
-        "allowlisted_upstream_answers_through_the_proxy",
-        allowlisted_upstream_answers_through_the_proxy,
-    ),
-    (
-        "non_allowlisted_name_gets_403_and_is_logged",
-        non_allowlisted_name_gets_403_and_is_logged,
-    ),
-    (
-        "key_login_through_the_host_port_lands_in_workspace",
-        key_login_through_the_host_port_lands_in_workspace,
-    ),
-    ("root_filesystem_is_read_only", root_filesystem_is_read_only),
-    (
-        "reload_adds_a_domain_and_an_invalid_reload_changes_nothing",
-        reload_adds_a_domain_and_an_invalid_reload_changes_nothing,
-    ),
+fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
+    let out = s.safeai(&[
+        "verify",
+        "--allowed",
+        "http://api.allowed.test/",
+        "--denied",
+        "evil.test",
+    ]);
+    let report = text(&out.stdout);
+    eprint!("{report}");
+    ensure(
+        out.status.success() && report.contains(" 0 fail, 0 not applicable"),
+        || format!("safeai verify:\n{report}{}", text(&out.stderr)),
+    )
+}
+
+/// Each check under its function's name, the name `cargo test -- NAME` filters on.
+macro_rules! checks {
+    ($($f:ident),* $(,)?) => { &[$((stringify!($f), $f as Check)),*] };
+}
+
+const CHECKS: &[(&str, Check)] = checks![
+    both_services_are_healthy,
+    allowlisted_upstream_answers_through_the_proxy,
+    non_allowlisted_name_gets_403_and_is_logged,
+    key_login_through_the_host_port_lands_in_workspace,
+    root_filesystem_is_read_only,
+    reload_adds_a_domain_and_an_invalid_reload_changes_nothing,
+    safeai_verify_passes_every_check,
 ];
 
 fn docker_available() -> bool {
