@@ -1,0 +1,164 @@
+//! The basics: the stack is up, the allowlist is enforced, SSH works, the root is
+//! read-only, reload works and refuses an invalid list, `safeai verify` passes.
+
+use std::time::{Duration, Instant};
+
+use crate::stack::{Stack, ensure, text};
+
+pub fn both_services_are_healthy(s: &Stack) -> Result<(), String> {
+    let (p, b) = (s.health("proxy"), s.health("sandbox"));
+    ensure(p == "healthy" && b == "healthy", || {
+        format!("proxy {p}, sandbox {b}")
+    })
+}
+
+pub fn allowlisted_upstream_answers_through_the_proxy(s: &Stack) -> Result<(), String> {
+    let code = s.status_from_sandbox("http://api.allowed.test/");
+    ensure(code == "200", || {
+        format!("expected 200 from api.allowed.test, got {code:?}")
+    })
+}
+
+pub fn non_allowlisted_name_gets_403_and_is_logged(s: &Stack) -> Result<(), String> {
+    let code = s.status_from_sandbox("http://evil.test/");
+    ensure(code == "403", || {
+        format!("expected 403 from evil.test, got {code:?}")
+    })?;
+    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
+    ensure(
+        logs.lines()
+            .any(|l| l.contains("host=evil.test") && l.contains("TCP_DENIED")),
+        || format!("no TCP_DENIED line for evil.test in the proxy's log:\n{logs}"),
+    )
+}
+
+pub fn key_login_through_the_host_port_lands_in_workspace(s: &Stack) -> Result<(), String> {
+    let key = s.scratch.join("id");
+    let port = s.ssh_port.to_string();
+    let out = s.run(
+        "ssh",
+        &[
+            "-i",
+            key.to_str().unwrap(),
+            "-p",
+            &port,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            "dev@127.0.0.1",
+            "pwd; id -un",
+        ],
+    );
+    let got = text(&out.stdout);
+    ensure(out.status.success() && got == "/workspace\ndev\n", || {
+        format!(
+            "ssh login: status {:?}, stdout {got:?}, stderr {}",
+            out.status.code(),
+            text(&out.stderr)
+        )
+    })
+}
+
+pub fn root_filesystem_is_read_only(s: &Stack) -> Result<(), String> {
+    let out = s.exec(
+        "sandbox",
+        "root",
+        "touch /etc/safeai-e2e 2>&1; touch /usr/bin/safeai-e2e 2>&1; true",
+    );
+    let err = text(&out.stdout);
+    ensure(err.matches("Read-only file system").count() == 2, || {
+        format!("root could write to the root filesystem: {err:?}")
+    })?;
+    let out = s.sandbox("touch /workspace/ok /tmp/ok ~/ok && echo written");
+    ensure(text(&out.stdout).trim() == "written", || {
+        format!("/workspace, /tmp or ~ not writable: {}", text(&out.stderr))
+    })
+}
+
+pub fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> Result<(), String> {
+    let before = s.status_from_sandbox("http://new.allowed.test/");
+    ensure(before == "403", || {
+        format!("new.allowed.test before the reload: {before:?}")
+    })?;
+
+    let allowlist = s.allowlist();
+    let out = s.safeai(&[
+        "allow",
+        "new.allowed.test",
+        "--allowlist",
+        allowlist.to_str().unwrap(),
+    ]);
+    ensure(out.status.success(), || {
+        format!("safeai allow failed: {}", text(&out.stderr))
+    })?;
+    let started = Instant::now();
+    let mut code = String::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        code = s.status_from_sandbox("http://new.allowed.test/");
+        if code == "200" {
+            break;
+        }
+    }
+    eprintln!(
+        "figure: reload to new domain answering {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    ensure(code == "200", || {
+        format!("new.allowed.test after the reload: {code:?}")
+    })?;
+    let kept = std::fs::read_to_string(&allowlist).unwrap();
+    ensure(kept.starts_with("# e2e allowlist\n"), || {
+        format!("allow lost the comment:\n{kept}")
+    })?;
+
+    // An invalid list, written in place like an editor would: the reload is refused and
+    // the previous list stays in force.
+    std::fs::write(&allowlist, "domains:\n  - https://api.allowed.test/\n").unwrap();
+    let out = s.safeai(&["reload"]);
+    let err = text(&out.stderr) + &text(&out.stdout);
+    ensure(!out.status.success(), || {
+        "an invalid reload succeeded".to_owned()
+    })?;
+    ensure(err.contains("is a URL, not a domain"), || {
+        format!("the reload did not say why:\n{err}")
+    })?;
+    for host in ["api.allowed.test", "new.allowed.test"] {
+        let code = s.status_from_sandbox(&format!("http://{host}/"));
+        ensure(code == "200", || {
+            format!("{host} after the invalid reload: {code:?}")
+        })?;
+    }
+    std::fs::write(&allowlist, kept).unwrap();
+    Ok(())
+}
+
+pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
+    let out = s.safeai(&[
+        "verify",
+        "--allowed",
+        "http://api.allowed.test/",
+        "--denied",
+        "evil.test",
+    ]);
+    let report = text(&out.stdout);
+    eprint!("{report}");
+    ensure(
+        out.status.success() && report.contains(" 0 fail, 0 not applicable"),
+        || format!("safeai verify:\n{report}{}", text(&out.stderr)),
+    )
+}
+
+pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
+    both_services_are_healthy,
+    allowlisted_upstream_answers_through_the_proxy,
+    non_allowlisted_name_gets_403_and_is_logged,
+    key_login_through_the_host_port_lands_in_workspace,
+    root_filesystem_is_read_only,
+    reload_adds_a_domain_and_an_invalid_reload_changes_nothing,
+    safeai_verify_passes_every_check,
+];

@@ -1,0 +1,190 @@
+//! The test stack: brought up once for the whole suite, torn down at the end.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PROJECT: &str = "safeai-e2e";
+pub const SUBNET: &str = "172.30.43.0/24";
+pub const PROXY_IP: &str = "172.30.43.2";
+pub const EXTERNAL_SUBNET: &str = "172.30.99.0/24";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The running test stack and its scratch directory (allowlist, SSH key).
+pub struct Stack {
+    pub scratch: PathBuf,
+    pub ssh_port: u16,
+}
+
+impl Stack {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let root = repo();
+        vec![
+            ("COMPOSE_PROJECT_NAME", PROJECT.into()),
+            (
+                "COMPOSE_FILE",
+                format!(
+                    "{}:{}",
+                    root.join("docker-compose.yaml").display(),
+                    root.join("tests/e2e/compose.e2e.yaml").display()
+                ),
+            ),
+            ("SAFE_AI_SUBNET", SUBNET.into()),
+            ("SAFE_AI_PROXY_IP", PROXY_IP.into()),
+            ("SAFE_AI_SSH_PORT", self.ssh_port.to_string()),
+            (
+                "SAFE_AI_SSH_KEY",
+                self.scratch.join("id.pub").display().to_string(),
+            ),
+            ("SAFE_AI_ALLOWLIST", self.allowlist().display().to_string()),
+            ("SAFE_AI_PRIVATE_EXCEPTIONS", EXTERNAL_SUBNET.into()),
+            ("SAFE_AI_DEFAULT_DOMAINS", String::new()),
+            // The default (4) is more than a 2-core CI machine has: Docker refuses it.
+            ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
+        ]
+    }
+
+    pub fn allowlist(&self) -> PathBuf {
+        self.scratch.join("allowlist.yaml")
+    }
+
+    /// A command in the repository with the stack's environment.
+    pub fn cmd(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .current_dir(repo())
+            .envs(self.env())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.cmd(program, args).output().unwrap()
+    }
+
+    pub fn compose(&self, args: &[&str]) -> Output {
+        let mut all = vec!["compose"];
+        all.extend_from_slice(args);
+        self.run("docker", &all)
+    }
+
+    /// `bash -lc script` in a service as `user`.
+    pub fn exec(&self, service: &str, user: &str, script: &str) -> Output {
+        self.compose(&["exec", "-T", "-u", user, service, "bash", "-lc", script])
+    }
+
+    pub fn sandbox(&self, script: &str) -> Output {
+        self.exec("sandbox", "dev", script)
+    }
+
+    /// The HTTP status the sandbox gets for `url` through its proxy settings.
+    pub fn status_from_sandbox(&self, url: &str) -> String {
+        let out = self.sandbox(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {url}"
+        ));
+        text(&out.stdout)
+    }
+
+    pub fn safeai(&self, args: &[&str]) -> Output {
+        self.run(env!("CARGO_BIN_EXE_safeai"), args)
+    }
+
+    pub fn health(&self, service: &str) -> String {
+        let id = text(&self.compose(&["ps", "-q", service]).stdout)
+            .trim()
+            .to_owned();
+        if id.is_empty() {
+            return "absent".into();
+        }
+        let out = self.run(
+            "docker",
+            &["inspect", "-f", "{{.State.Health.Status}}", &id],
+        );
+        text(&out.stdout).trim().to_owned()
+    }
+
+    pub fn up() -> Result<Stack, String> {
+        let scratch = std::env::temp_dir().join(format!("safeai-e2e-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).unwrap();
+        let stack = Stack {
+            ssh_port: free_port(),
+            scratch,
+        };
+        std::fs::write(
+            stack.allowlist(),
+            "# e2e allowlist\ndomains:\n  - api.allowed.test\n",
+        )
+        .unwrap();
+        let key = stack.scratch.join("id");
+        let out = stack.run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
+        );
+        if !out.status.success() {
+            return Err(format!("ssh-keygen failed: {}", text(&out.stderr)));
+        }
+        // Clean leftovers of an interrupted run first.
+        stack.compose(&["down", "-v", "--remove-orphans"]);
+        let started = Instant::now();
+        let out = stack.compose(&["up", "-d", "--build", "--quiet-pull"]);
+        if !out.status.success() {
+            return Err(format!("docker compose up failed:\n{}", text(&out.stderr)));
+        }
+        eprintln!(
+            "figure: up (build + start) {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (p, s) = (stack.health("proxy"), stack.health("sandbox"));
+            if p == "healthy" && s == "healthy" {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not healthy after 180 s: proxy {p}, sandbox {s}"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!(
+            "figure: up to healthy {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(stack)
+    }
+
+    pub fn down(&self) {
+        let logs = self.compose(&["logs", "--no-color", "--tail", "200"]);
+        std::fs::write(self.scratch.join("compose.log"), &logs.stdout).ok();
+        let out = self.compose(&["down", "-v", "--remove-orphans"]);
+        if !out.status.success() {
+            eprintln!("teardown failed: {}", text(&out.stderr));
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub type Check = fn(&Stack) -> Result<(), String>;
+
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(msg()) }
+}
