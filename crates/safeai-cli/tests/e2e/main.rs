@@ -71,21 +71,16 @@ fn main() {
         return;
     }
 
-    let stack = match Stack::up() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("e2e: the stack did not come up: {e}");
-            let cleanup = Stack {
-                scratch: std::env::temp_dir().join(format!("safeai-e2e-{}", std::process::id())),
-                ssh_port: 0,
-            };
-            let logs = cleanup.compose(&["logs", "--no-color", "--tail", "100"]);
-            eprintln!("{}", text(&logs.stdout));
-            cleanup.down();
-            println!("0 passed, {} failed", selected.len());
-            std::process::exit(1);
-        }
-    };
+    let stack = Stack::new();
+    eprintln!("e2e: compose project {}", stack.project());
+    if let Err(e) = stack.start() {
+        eprintln!("e2e: the stack did not come up: {e}");
+        let logs = stack.compose(&["logs", "--no-color", "--tail", "100"]);
+        eprintln!("{}", text(&logs.stdout));
+        stack.down();
+        println!("0 passed, {} failed", selected.len());
+        std::process::exit(1);
+    }
 
     let (mut passed, mut failed) = (0, Vec::new());
     for (name, check) in selected {

@@ -5,10 +5,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PROJECT: &str = "safeai-e2e";
-pub const SUBNET: &str = "172.30.43.0/24";
-pub const PROXY_IP: &str = "172.30.43.2";
-pub const EXTERNAL_SUBNET: &str = "172.30.99.0/24";
+/// Several suites can run at once on one machine (developers, helpers, CI): each takes
+/// the first free slot, held by a lock file for the life of the process, and gets its
+/// own compose project and subnets from it.
+const SLOTS: u8 = 10;
+
+/// Takes the first free slot.
+fn take_slot() -> (u8, std::fs::File) {
+    for slot in 0..SLOTS {
+        let path = std::env::temp_dir().join(format!("safeai-e2e-slot-{slot}.lock"));
+        let file = std::fs::File::create(&path).unwrap();
+        if file.try_lock().is_ok() {
+            return (slot, file);
+        }
+    }
+    panic!("all {SLOTS} e2e slots are taken: are that many suites running?");
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,13 +37,41 @@ pub fn text(b: &[u8]) -> String {
 pub struct Stack {
     pub scratch: PathBuf,
     pub ssh_port: u16,
+    /// This run's slot (see [`take_slot`]).
+    pub slot: u8,
+    _slot_lock: Option<std::fs::File>,
 }
 
 impl Stack {
+    /// The compose project of this run.
+    pub fn project(&self) -> String {
+        format!("safeai-e2e-{}", self.slot)
+    }
+
+    /// The internal network's subnet.
+    pub fn subnet(&self) -> String {
+        format!("172.30.{}.0/24", 40 + self.slot)
+    }
+
+    /// The proxy's address on the internal network.
+    pub fn proxy_ip(&self) -> String {
+        format!("172.30.{}.2", 40 + self.slot)
+    }
+
+    /// The external network's subnet, where the stand-in upstreams live.
+    pub fn external_subnet(&self) -> String {
+        format!("172.30.{}.0/24", 100 + self.slot)
+    }
+
+    /// The stand-in upstream's address (`api.allowed.test`, `evil.test`, …).
+    pub fn upstream_ip(&self) -> String {
+        format!("172.30.{}.10", 100 + self.slot)
+    }
+
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let root = repo();
         vec![
-            ("COMPOSE_PROJECT_NAME", PROJECT.into()),
+            ("COMPOSE_PROJECT_NAME", self.project()),
             (
                 "COMPOSE_FILE",
                 format!(
@@ -40,15 +80,17 @@ impl Stack {
                     root.join("tests/e2e/compose.e2e.yaml").display()
                 ),
             ),
-            ("SAFE_AI_SUBNET", SUBNET.into()),
-            ("SAFE_AI_PROXY_IP", PROXY_IP.into()),
+            ("SAFE_AI_SUBNET", self.subnet()),
+            ("SAFE_AI_PROXY_IP", self.proxy_ip()),
+            ("SAFE_AI_E2E_EXTERNAL_SUBNET", self.external_subnet()),
+            ("SAFE_AI_E2E_UPSTREAM_IP", self.upstream_ip()),
             ("SAFE_AI_SSH_PORT", self.ssh_port.to_string()),
             (
                 "SAFE_AI_SSH_KEY",
                 self.scratch.join("id.pub").display().to_string(),
             ),
             ("SAFE_AI_ALLOWLIST", self.allowlist().display().to_string()),
-            ("SAFE_AI_PRIVATE_EXCEPTIONS", EXTERNAL_SUBNET.into()),
+            ("SAFE_AI_PRIVATE_EXCEPTIONS", self.external_subnet()),
             ("SAFE_AI_DEFAULT_DOMAINS", String::new()),
             // The default (4) is more than a 2-core CI machine has: Docker refuses it.
             ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
@@ -114,14 +156,23 @@ impl Stack {
         text(&out.stdout).trim().to_owned()
     }
 
-    pub fn up() -> Result<Stack, String> {
+    /// A stack in a free slot, with its scratch files, not started yet.
+    pub fn new() -> Stack {
+        let (slot, lock) = take_slot();
         let scratch = std::env::temp_dir().join(format!("safeai-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).unwrap();
-        let stack = Stack {
+        Stack {
             ssh_port: free_port(),
             scratch,
-        };
+            slot,
+            _slot_lock: Some(lock),
+        }
+    }
+
+    /// Builds the images and starts the stack; waits until both services are healthy.
+    pub fn start(&self) -> Result<(), String> {
+        let stack = self;
         std::fs::write(
             stack.allowlist(),
             "# e2e allowlist\ndomains:\n  - api.allowed.test\n",
@@ -161,7 +212,7 @@ impl Stack {
             "figure: up to healthy {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        Ok(stack)
+        Ok(())
     }
 
     pub fn down(&self) {
