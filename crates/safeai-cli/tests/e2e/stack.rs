@@ -68,6 +68,26 @@ impl Stack {
         format!("172.30.{}.10", 100 + self.slot)
     }
 
+    /// The logging nameserver's address: the proxy's DNS upstream in the suite.
+    pub fn nameserver_ip(&self) -> String {
+        format!("172.30.{}.53", 100 + self.slot)
+    }
+
+    /// Puts the test CA at `/tmp/e2e-ca.pem` in the sandbox (a tmpfs: gone after a restart)
+    /// and returns that path.
+    pub fn ca_in_sandbox(&self) -> Result<&'static str, String> {
+        let out = self.exec("upstream", "root", "cat /certs/ca.pem");
+        let pem = text(&out.stdout);
+        if !pem.contains("BEGIN CERTIFICATE") {
+            return Err(format!("no CA in the upstream: {}", text(&out.stderr)));
+        }
+        let out = self.sandbox(&format!("cat > /tmp/e2e-ca.pem <<'PEM'\n{pem}PEM\n"));
+        if !out.status.success() {
+            return Err(format!("cannot write the CA: {}", text(&out.stderr)));
+        }
+        Ok("/tmp/e2e-ca.pem")
+    }
+
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let root = repo();
         vec![
@@ -84,6 +104,8 @@ impl Stack {
             ("SAFE_AI_PROXY_IP", self.proxy_ip()),
             ("SAFE_AI_E2E_EXTERNAL_SUBNET", self.external_subnet()),
             ("SAFE_AI_E2E_UPSTREAM_IP", self.upstream_ip()),
+            ("SAFE_AI_E2E_NAMESERVER_IP", self.nameserver_ip()),
+            ("SAFE_AI_DNS_UPSTREAM", self.nameserver_ip()),
             ("SAFE_AI_SSH_PORT", self.ssh_port.to_string()),
             (
                 "SAFE_AI_SSH_KEY",
@@ -175,7 +197,9 @@ impl Stack {
         let stack = self;
         std::fs::write(
             stack.allowlist(),
-            "# e2e allowlist\ndomains:\n  - api.allowed.test\n",
+            "# e2e allowlist\ndomains:\n  - api.allowed.test\n  - git.allowed.test\n  \
+             # They resolve, in the proxy, to addresses it must refuse.\n  \
+             - metadata.allowed.test\n  - loopback.allowed.test\n  - internal.allowed.test\n",
         )
         .unwrap();
         let key = stack.scratch.join("id");
