@@ -267,6 +267,54 @@ pub fn git_clone_commit_and_push_over_https(s: &Stack) -> Result<(), String> {
     })
 }
 
+/// A figure, not an assertion (these machines are shared and noisy): 100 MB through the
+/// proxy against the same download container to container without it. Fails only when a
+/// download does not complete.
+pub fn figure_throughput_through_the_proxy(s: &Stack) -> Result<(), String> {
+    const BYTES: u64 = 100 * 1024 * 1024;
+    let url = format!("http://api.allowed.test/bytes/{BYTES}");
+    let measure = "-s -o /dev/null --max-time 120 -w '%{size_download} %{speed_download}'";
+    let proxied = text(&s.sandbox(&format!("curl {measure} {url}")).stdout);
+    // The same image on the external network, straight to the upstream's address.
+    let network = format!("{}_external", s.project());
+    let direct_url = format!("http://{}/bytes/{BYTES}", s.upstream_ip());
+    let direct = text(
+        &s.run(
+            "docker",
+            &[
+                "run",
+                "--rm",
+                "--network",
+                &network,
+                "--entrypoint",
+                "bash",
+                "safe-ai-sandbox:latest",
+                "-c",
+                &format!("curl {measure} {direct_url}"),
+            ],
+        )
+        .stdout,
+    );
+    let parse = |s: &str| -> Option<(u64, f64)> {
+        let (size, speed) = s.trim().split_once(' ')?;
+        Some((size.parse().ok()?, speed.parse().ok()?))
+    };
+    match (parse(&proxied), parse(&direct)) {
+        (Some((a, pa)), Some((b, da))) if a == BYTES && b == BYTES && da > 0.0 => {
+            eprintln!(
+                "figure: 100 MB through the proxy {:.0} MB/s, direct {:.0} MB/s, ratio {:.2}",
+                pa / 1e6,
+                da / 1e6,
+                pa / da
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "downloads incomplete: proxied {proxied:?}, direct {direct:?}"
+        )),
+    }
+}
+
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     allowed_https_http_and_subdomain_answer,
     denied_name_gets_403_for_connect_and_http_and_is_logged,
@@ -279,4 +327,5 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     dns_answers_only_for_the_allowlist_and_never_leaks,
     upstream_sees_no_via_or_forwarded_for,
     git_clone_commit_and_push_over_https,
+    figure_throughput_through_the_proxy,
 ];
