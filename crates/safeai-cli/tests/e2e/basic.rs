@@ -50,12 +50,15 @@ pub fn key_login_through_the_host_port_lands_in_workspace(s: &Stack) -> Result<(
             "UserKnownHostsFile=/dev/null",
             "-o",
             "ConnectTimeout=10",
+            // An interactive login shell on a terminal, as a person or an IDE gets;
+            // `ssh host cmd` starts in the home directory, as everywhere.
+            "-tt",
             "dev@127.0.0.1",
-            "pwd; id -un",
+            "bash -il -c 'pwd; id -un'",
         ],
     );
-    let got = text(&out.stdout);
-    ensure(out.status.success() && got == "/workspace\ndev\n", || {
+    let got = text(&out.stdout).replace('\r', "");
+    ensure(out.status.success() && got.ends_with("/workspace\ndev\n"), || {
         format!(
             "ssh login: status {:?}, stdout {got:?}, stderr {}",
             out.status.code(),

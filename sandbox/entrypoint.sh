@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Entrypoint of the safe-ai sandbox: prepares what sshd needs, then runs it.
+#
+# Runs as root (under tini) on a read-only root filesystem, with every capability dropped
+# except CHOWN, SETUID, SETGID, SYS_CHROOT, NET_BIND_SERVICE and AUDIT_WRITE. Without
+# CAP_DAC_OVERRIDE and CAP_FOWNER, root here can write only into directories it owns and
+# change the mode only of files it owns. So this script writes only to /run (tmpfs) and to
+# the volumes (/etc/ssh/host-keys, and /home/dev through the dev user), and never
+# chmods or chowns anything of the image.
+#
+# With no arguments it runs sshd in the foreground, logging to stderr; with arguments it
+# runs those instead, after the same preparation.
+set -euo pipefail
+umask 022
+
+readonly STATE=/run/safe-ai
+readonly KEY_SOURCE=/etc/safe-ai/authorized_keys
+readonly HOST_KEY_DIR=/etc/ssh/host-keys
+# Files copied into the home directory at start when missing there: the home volume is
+# filled from the image only when it is created, so files that a later image adds
+# (examples/codex.Dockerfile adds ~/.codex/config.toml) would otherwise never arrive.
+readonly HOME_SEED=/etc/safe-ai/home
+# Scripts sourced before sshd starts; they may call `safeai_setenv NAME VALUE`
+# (examples/java.Dockerfile derives JAVA_TOOL_OPTIONS from the proxy address).
+readonly HOOK_DIR=/etc/safe-ai/entrypoint.d
+readonly DEV_USER=dev DEV_UID=1000 DEV_GID=1000 DEV_HOME=/home/dev WORKSPACE=/workspace
+
+log() { printf 'safe-ai-sandbox: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# --- session environment ---------------------------------------------------------------
+# sshd starts every session with a fresh environment, so the container's own (the proxy
+# variables set by compose, API keys from an override, the image's ENV) would not reach
+# an SSH login. It is handed on through sshd's SetEnv and /run/safe-ai/env.sh.
+
+# Set per session by sshd or the shell, or meaningful only to this process.
+readonly NOT_HANDED_ON=' HOME HOSTNAME LOGNAME MAIL OLDPWD PWD SHELL SHLVL TERM USER _ '
+declare -A SESSION_ENV=()
+
+# safeai_setenv NAME VALUE: hand NAME=VALUE on to every login session.
+safeai_setenv() {
+    local name=$1 value=$2
+    if [[ ! $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+        log "warning: not handing on '$name' to SSH sessions: not a variable name"
+    elif [[ $value == *$'\n'* ]]; then
+        log "warning: not handing on $name to SSH sessions: its value has a line break"
+    else
+        SESSION_ENV[$name]=$value
+    fi
+}
+
+collect_container_env() {
+    local name
+    while IFS= read -r name; do
+        [[ $NOT_HANDED_ON == *" $name "* ]] || safeai_setenv "$name" "${!name}"
+    done < <(compgen -e)
+}
+
+write_session_env() {
+    local name value sh_file=$STATE/env.sh sshd_file=$STATE/sshd_config.d/env.conf
+    local setenv=''
+    install -d -m 0755 "$STATE/sshd_config.d"
+    {
+        echo "# Written by safeai-sandbox-entrypoint at start; read by /etc/profile.d/safe-ai.sh."
+        for name in "${SORTED_NAMES[@]}"; do
+            value=${SESSION_ENV[$name]}
+            # POSIX shell: single quotes, each ' written as '\''.
+            printf "export %s='%s'\n" "$name" "${value//\'/\'\\\'\'}"
+            # sshd: one double-quoted word per variable; \ and " escaped.
+            value=${value//\\/\\\\}
+            setenv+=" \"$name=${value//\"/\\\"}\""
+        done
+    } >"$sh_file.tmp"
+    {
+        echo "# Written by safeai-sandbox-entrypoint at start: the environment of SSH sessions."
+        if [[ -n $setenv ]]; then
+            echo "SetEnv$setenv"
+        fi
+    } >"$sshd_file.tmp"
+    chmod 0644 "$sh_file.tmp"
+    # May hold API keys from the container's environment: root only (sshd reads it).
+    chmod 0600 "$sshd_file.tmp"
+    mv -f "$sh_file.tmp" "$sh_file"
+    mv -f "$sshd_file.tmp" "$sshd_file"
+}
+
+# --- SSH host keys ---------------------------------------------------------------------
+# ensure_host_key TYPE [BITS]: generate the key into the volume once; keep it afterwards.
+ensure_host_key() {
+    local type=$1 bits=${2:-} key=$HOST_KEY_DIR/ssh_host_$1_key
+    if [[ ! -s $key ]]; then
+        [[ -w $HOST_KEY_DIR ]] ||
+            die "cannot write SSH host keys into $HOST_KEY_DIR: mount a volume there (compose does: ssh-host-keys)"
+        rm -f "$key.new" "$key.new.pub"
+        ssh-keygen -q -N '' -t "$type" ${bits:+-b "$bits"} -C "safe-ai sandbox" -f "$key.new"
+        mv -f "$key.new.pub" "$key.pub"
+        mv -f "$key.new" "$key"
+        log "generated the $type host key: $(ssh-keygen -l -f "$key.pub" | cut -d' ' -f2)"
+    fi
+    # sshd ignores a private key that others can read or that root does not own.
+    if [[ $(stat -c %u:%a "$key") != 0:600 ]]; then
+        chown 0:0 "$key"
+        chmod 0600 "$key"
+    fi
+    if [[ ! -s $key.pub ]]; then
+        ssh-keygen -y -f "$key" >"$key.pub"
+    fi
+}
+
+# --- the user's public key ------------------------------------------------------------
+how_to_set_key() {
+    log "SSH login is disabled until the key is there; 'docker compose exec sandbox bash' works meanwhile."
+    log "Set SAFE_AI_SSH_KEY to your PUBLIC key file (default ~/.ssh/id_ed25519.pub), in your shell"
+    log "or in .env, e.g. SAFE_AI_SSH_KEY=~/.ssh/id_ed25519.pub, then run 'docker compose up -d' again."
+}
+
+install_authorized_keys() {
+    local dst=$STATE/authorized_keys fingerprints
+    : >"$dst.tmp"
+    if [[ -d $KEY_SOURCE ]]; then
+        log "no SSH key: $KEY_SOURCE is a directory, not a public key file."
+        how_to_set_key
+    elif [[ ! -e $KEY_SOURCE ]]; then
+        log "no SSH key: nothing is mounted at $KEY_SOURCE."
+        how_to_set_key
+    elif [[ ! -r $KEY_SOURCE ]]; then
+        log "no SSH key: $KEY_SOURCE is not readable in the container (mode $(stat -c %a "$KEY_SOURCE"), owner uid $(stat -c %u "$KEY_SOURCE"))."
+        log "A public key is not secret: 'chmod 644' it on the host, then run 'docker compose up -d' again."
+    elif [[ ! -s $KEY_SOURCE ]]; then
+        log "no SSH key: $KEY_SOURCE is empty."
+        how_to_set_key
+    elif grep -q 'PRIVATE KEY' "$KEY_SOURCE"; then
+        log "error: $KEY_SOURCE holds a PRIVATE key, which the agent in this sandbox can read."
+        log "Point SAFE_AI_SSH_KEY at the .pub file instead and consider that key exposed."
+        how_to_set_key
+    else
+        cat "$KEY_SOURCE" >"$dst.tmp"
+        if fingerprints=$(ssh-keygen -l -f "$dst.tmp" 2>/dev/null); then
+            while IFS= read -r line; do
+                log "SSH login as $DEV_USER allowed for $line"
+            done <<<"$fingerprints"
+        else
+            log "warning: no valid public key in $KEY_SOURCE: SSH login will fail."
+            how_to_set_key
+        fi
+    fi
+    chmod 0644 "$dst.tmp"
+    mv -f "$dst.tmp" "$dst"
+}
+
+# --- volumes ----------------------------------------------------------------------------
+# A new named volume takes the image's ownership (dev); an empty volume made elsewhere,
+# or a bind mount, may not. Only a root-owned directory is taken over, and not its
+# content: a bind-mounted project that belongs to someone else is left alone.
+own_dir() {
+    local dir=$1 owner
+    owner=$(stat -c %u "$dir")
+    if [[ $owner == "$DEV_UID" ]]; then
+        return 0
+    elif [[ $owner == 0 ]]; then
+        chown "$DEV_UID:$DEV_GID" "$dir"
+        log "gave $dir to $DEV_USER"
+    else
+        log "warning: $dir belongs to uid $owner, not to $DEV_USER (uid $DEV_UID): $DEV_USER may be unable to write there"
+    fi
+}
+
+# Copy what is missing from the seed into the home directory, as dev (root here cannot
+# write into dev's directories).
+seed_home() {
+    [[ -d $HOME_SEED ]] || return 0
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    setpriv --reuid="$DEV_UID" --regid="$DEV_GID" --init-groups -- bash -c '
+        set -euo pipefail
+        cd "$1"
+        find . -mindepth 1 -print0 | while IFS= read -r -d "" path; do
+            path=${path#./}
+            target=$2/$path
+            if [[ -d $path && ! -L $path ]]; then
+                [[ -e $target ]] || mkdir -m "$(stat -c %a "$path")" "$target"
+            elif [[ ! -e $target && ! -L $target ]]; then
+                cp -P --preserve=mode,timestamps "$path" "$target"
+                echo "safe-ai-sandbox: added ~/$path"
+            fi
+        done' seed "$HOME_SEED" "$DEV_HOME" >&2 ||
+        log "warning: could not copy the missing files of $HOME_SEED into $DEV_HOME"
+}
+
+main() {
+    install -d -m 0755 "$STATE"
+    # sshd's privilege separation directory (chroot of the pre-authentication child).
+    install -d -m 0755 /run/sshd
+    # Login records (/var/log/{wtmp,btmp,lastlog} point here; sshd does not create them).
+    install -d -m 0755 "$STATE/log"
+    install -m 0644 /dev/null /run/utmp
+    install -m 0644 /dev/null "$STATE/log/wtmp"
+    install -m 0644 /dev/null "$STATE/log/lastlog"
+    install -m 0600 /dev/null "$STATE/log/btmp"
+
+    ensure_host_key ed25519
+    ensure_host_key rsa 3072
+    install_authorized_keys
+
+    own_dir "$WORKSPACE"
+    own_dir "$DEV_HOME"
+    seed_home
+
+    collect_container_env
+    local hook
+    for hook in "$HOOK_DIR"/*.sh; do
+        [[ -e $hook ]] || continue
+        # shellcheck source=/dev/null
+        . "$hook"
+    done
+    SORTED_NAMES=()
+    if ((${#SESSION_ENV[@]} > 0)); then
+        mapfile -t SORTED_NAMES < <(printf '%s\n' "${!SESSION_ENV[@]}" | LC_ALL=C sort)
+    fi
+    write_session_env
+    log "SSH sessions get: ${SORTED_NAMES[*]}"
+    log "proxy: ${HTTPS_PROXY:-${https_proxy:-none set (no egress at all)}}"
+
+    if (($# == 0)); then
+        set -- /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+    fi
+    exec "$@"
+}
+
+main "$@"
