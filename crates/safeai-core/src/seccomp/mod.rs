@@ -338,9 +338,15 @@ impl Rule {
     /// `excluded`. With nothing excluded this is [`Rule::Allow`].
     ///
     /// Use this, not `NotEqual` or ranges, for `int` arguments: those compare all 64 bits,
-    /// so a caller could set high bits the kernel then ignores. The rule is a union of
-    /// single-condition `MaskedEqual` alternatives whose masks cover only the low 32 bits
-    /// (at most 32 per excluded value); the module `low32` explains the construction.
+    /// so a caller could set high bits the kernel then ignores (`0x1_0000_5412` passes
+    /// `arg > 0x541c` and runs TIOCSTI). Nor `NotEqual` twice: runc splits two comparisons
+    /// of one argument into either-or rules.
+    ///
+    /// The rule is a union of single-condition `MaskedEqual` alternatives whose masks cover
+    /// only the low 32 bits, so the high bits never matter. In the binary trie of 32-bit
+    /// values, each sibling subtree met on the way to an excluded value that holds no
+    /// excluded value is one alternative (mask: the prefix bits, value: the prefix), which
+    /// makes at most 32 alternatives per excluded value, none overlapping.
     pub fn allow_unless_u32(arg: ArgIndex, excluded: &[u32]) -> Self {
         if excluded.is_empty() {
             return Self::Allow;
@@ -356,11 +362,6 @@ impl Rule {
             })
             .collect();
         Self::AllowIf(alternatives)
-    }
-
-    /// Whether the rule lets at least some calls through.
-    pub fn allows(&self) -> bool {
-        !matches!(self, Self::Errno(_))
     }
 
     fn check(&self, name: &SyscallName) -> Result<(), SeccompError> {
