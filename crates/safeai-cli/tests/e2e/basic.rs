@@ -58,13 +58,16 @@ pub fn key_login_through_the_host_port_lands_in_workspace(s: &Stack) -> Result<(
         ],
     );
     let got = text(&out.stdout).replace('\r', "");
-    ensure(out.status.success() && got.ends_with("/workspace\ndev\n"), || {
-        format!(
-            "ssh login: status {:?}, stdout {got:?}, stderr {}",
-            out.status.code(),
-            text(&out.stderr)
-        )
-    })
+    ensure(
+        out.status.success() && got.ends_with("/workspace\ndev\n"),
+        || {
+            format!(
+                "ssh login: status {:?}, stdout {got:?}, stderr {}",
+                out.status.code(),
+                text(&out.stderr)
+            )
+        },
+    )
 }
 
 pub fn root_filesystem_is_read_only(s: &Stack) -> Result<(), String> {
