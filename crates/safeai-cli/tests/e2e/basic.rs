@@ -33,30 +33,16 @@ pub fn non_allowlisted_name_gets_403_and_is_logged(s: &Stack) -> Result<(), Stri
 }
 
 pub fn key_login_through_the_host_port_lands_in_workspace(s: &Stack) -> Result<(), String> {
-    let key = s.scratch.join("id");
-    let port = s.ssh_port.to_string();
-    let out = s.run(
-        "ssh",
-        &[
-            "-i",
-            key.to_str().unwrap(),
-            "-p",
-            &port,
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=10",
-            // An interactive login shell on a terminal, as a person or an IDE gets;
-            // `ssh host cmd` starts in the home directory, as everywhere.
-            "-tt",
-            "dev@127.0.0.1",
-            "bash -il -c 'pwd; id -un'",
-        ],
-    );
+    let mut args = s.ssh_options();
+    // An interactive login shell on a terminal, as a person or an IDE gets;
+    // `ssh host cmd` starts in the home directory, as everywhere.
+    args.extend([
+        "-tt".into(),
+        "dev@127.0.0.1".into(),
+        "bash -il -c 'pwd; id -un'".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run("ssh", &args);
     let got = text(&out.stdout).replace('\r', "");
     ensure(
         out.status.success() && got.ends_with("/workspace\ndev\n"),

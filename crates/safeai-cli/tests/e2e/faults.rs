@@ -219,29 +219,15 @@ fn exit_codes_since(s: &Stack, service: &str, since: f64) -> Vec<String> {
 
 /// Key login through the host port, running `command`.
 fn ssh(s: &Stack, command: &str) -> Output {
-    let key = s.scratch.join("id");
-    let port = s.ssh_port.to_string();
-    s.run(
-        "ssh",
-        &[
-            "-i",
-            key.to_str().unwrap(),
-            "-p",
-            &port,
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=5",
-            "dev@127.0.0.1",
-            command,
-        ],
-    )
+    let mut args = s.ssh_options();
+    args.extend([
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+        "dev@127.0.0.1".into(),
+        command.into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.run("ssh", &args)
 }
 
 // ---- 1. fork bomb --------------------------------------------------------------------

@@ -108,41 +108,10 @@ fn python(body: &str) -> String {
     format!("python3 - <<'SAFEAI_PY'\n{PY_SYSCALL}\n{body}\nSAFEAI_PY\n")
 }
 
-/// The arguments every SSH client here gets: the scratch key only, no host configuration,
-/// no agent, no prompts, bounded connection time.
-fn ssh_base(s: &Stack) -> Vec<String> {
-    let key = s.scratch.join("id");
-    [
-        "-F",
-        "/dev/null",
-        "-i",
-        key.to_str().unwrap(),
-        "-p",
-        &s.ssh_port.to_string(),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "ServerAliveInterval=5",
-        "-o",
-        "ServerAliveCountMax=2",
-    ]
-    .iter()
-    .map(|a| (*a).to_owned())
-    .collect()
-}
-
 /// `ssh` from the host with `extra` arguments (options, destination, command), bounded
 /// to `secs` seconds: killed by its PID when it takes longer.
 fn ssh(s: &Stack, extra: &[&str], env: &[(&str, &str)], secs: u64) -> Result<Output, String> {
-    let mut args = ssh_base(s);
+    let mut args = s.ssh_options();
     args.extend(extra.iter().map(|a| (*a).to_owned()));
     let mut cmd = Command::new("ssh");
     cmd.args(&args)
@@ -961,7 +930,7 @@ fn local_forwarding_works(s: &Stack) -> Result<(), String> {
     let _server = Server(s, pid);
 
     let port = free_port();
-    let mut args = ssh_base(s);
+    let mut args = s.ssh_options();
     args.extend(
         [
             "-N",

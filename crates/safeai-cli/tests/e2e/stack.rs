@@ -43,6 +43,37 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The arguments every SSH client here gets: the scratch key only, no host configuration,
+    /// no agent, no prompts, bounded connection time.
+    pub fn ssh_options(&self) -> Vec<String> {
+        let key = self.scratch.join("id");
+        [
+            "-F",
+            "/dev/null",
+            "-i",
+            key.to_str().unwrap(),
+            "-p",
+            &self.ssh_port.to_string(),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=2",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+    }
+
     /// The compose project of this run.
     pub fn project(&self) -> String {
         format!("safeai-e2e-{}", self.slot)
