@@ -79,6 +79,7 @@ pub fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> 
     })?;
 
     let allowlist = s.allowlist();
+    let original = std::fs::read_to_string(&allowlist).unwrap();
     let out = s.safeai(&[
         "allow",
         "new.allowed.test",
@@ -125,7 +126,12 @@ pub fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> 
             format!("{host} after the invalid reload: {code:?}")
         })?;
     }
-    std::fs::write(&allowlist, kept).unwrap();
+    // Leave the list as it was, enforced, for the checks that follow.
+    std::fs::write(&allowlist, original).unwrap();
+    let out = s.safeai(&["reload"]);
+    ensure(out.status.success(), || {
+        format!("the restoring reload failed: {}", text(&out.stderr))
+    })?;
     Ok(())
 }
 
