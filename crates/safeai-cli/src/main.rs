@@ -66,7 +66,10 @@ enum Command {
     /// environment (`docker compose exec proxy safeai-proxy reload`); an invalid
     /// allowlist changes nothing
     #[command(after_help = EXIT_CODES)]
-    Reload,
+    Reload {
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
     /// Try, from inside the running sandbox, everything the security model says is
     /// prevented, and print one line per property
     #[command(
@@ -165,7 +168,34 @@ fn allowlist_path(args: &AllowlistArgs) -> PathBuf {
 }
 
 /// Runs the proxy's own reload in the running stack of the current directory.
-fn reload() -> Result<(), Failed> {
+fn reload(allowlist: &Path) -> Result<(), Failed> {
+    // The proxy reads the file through a bind mount of its inode: an editor that saves by
+    // replacing the file leaves the proxy reading the old one. Compare before reloading,
+    // rather than reload a list the user no longer has.
+    if let Ok(host) = std::fs::read(allowlist) {
+        let seen = std::process::Command::new("docker")
+            .args([
+                "compose",
+                "exec",
+                "-T",
+                "proxy",
+                "cat",
+                "/etc/safe-ai/allowlist.yaml",
+            ])
+            .output();
+        if let Ok(seen) = seen
+            && seen.status.success()
+            && seen.stdout != host
+        {
+            eprintln!(
+                "error: the proxy sees an older {} than this one (the file was replaced, not \
+                 rewritten: some editors save that way)\n  = hint: run `docker compose up -d \
+                 --force-recreate proxy` to mount the new file (open connections are dropped)",
+                allowlist.display()
+            );
+            return Err(Failed);
+        }
+    }
     let status = std::process::Command::new("docker")
         .args(["compose", "exec", "-T", "proxy", "safeai-proxy", "reload"])
         .status()
@@ -269,7 +299,7 @@ fn run(command: Command) -> Result<(), Failed> {
                 write(&artifacts, &out)
             }
         }
-        Command::Reload => reload(),
+        Command::Reload { allowlist } => reload(&allowlist_path(&allowlist)),
         Command::Verify {
             allowlist,
             allowed,
@@ -318,7 +348,11 @@ fn run(command: Command) -> Result<(), Failed> {
             no_reload,
         } => {
             allow::allow(&domains, &allowlist_path(&allowlist))?;
-            if no_reload { Ok(()) } else { reload() }
+            if no_reload {
+                Ok(())
+            } else {
+                reload(&allowlist_path(&allowlist))
+            }
         }
         Command::Render {
             artifact,

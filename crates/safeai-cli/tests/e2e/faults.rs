@@ -1413,10 +1413,45 @@ fn persistence(s: &Stack) -> Result<(), String> {
     Ok(())
 }
 
+/// An editor that saves by replacing the file leaves the proxy reading the old inode:
+/// `safeai reload` must say so instead of reloading a list the user no longer has.
+pub fn a_replaced_allowlist_is_reported_not_silently_reloaded(s: &Stack) -> Result<(), String> {
+    let original = std::fs::read_to_string(s.allowlist())
+        .map_err(|e| format!("reading the allowlist: {e}"))?;
+    let restore = Restore::new(|| {
+        // Mount the current file again, then put the original content back in place.
+        let out = s.compose(&["up", "-d", "--force-recreate", "proxy"]);
+        ensure(out.status.success(), || {
+            format!("recreating the proxy: {}", show(&out))
+        })?;
+        wait_healthy(s, &["proxy", "sandbox"], Duration::from_secs(90))?;
+        put_allowlist(s, &original, true)?;
+        heal(s)
+    });
+    let result = (|| {
+        let replacement = s.allowlist().with_extension("new");
+        std::fs::write(&replacement, format!("{original}  - new.allowed.test\n"))
+            .map_err(|e| e.to_string())?;
+        std::fs::rename(&replacement, s.allowlist()).map_err(|e| e.to_string())?;
+        let out = s.safeai(&["reload"]);
+        let err = show(&out);
+        ensure(
+            !out.status.success() && err.contains("the file was replaced"),
+            || format!("safeai reload after a replacement: {err}"),
+        )?;
+        let code = s.status_from_sandbox("http://new.allowed.test/");
+        ensure(code == "403", || {
+            format!("new.allowed.test after the refused reload: {code:?}")
+        })
+    })();
+    restore.finish(result)
+}
+
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     fork_bomb_is_contained_and_the_proxy_keeps_serving,
     memory_hog_is_killed_without_taking_the_stack_down,
     reload_under_an_open_tunnel,
+    a_replaced_allowlist_is_reported_not_silently_reloaded,
     killing_squid_restarts_the_proxy_and_egress_comes_back,
     with_the_proxy_stopped_the_sandbox_has_no_egress,
     an_invalid_mounted_allowlist_keeps_the_proxy_down,
