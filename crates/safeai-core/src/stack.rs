@@ -47,20 +47,21 @@ impl Cidr {
 
     /// Whether `ip` is inside the network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
+        self.addr.is_ipv4() == ip.is_ipv4() && network_of(ip, self.prefix) == self.addr
+    }
+}
+
+/// `ip` with every bit after the first `prefix` cleared.
+fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    let prefix = u32::from(prefix);
+    match ip {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
         }
     }
 }
@@ -83,20 +84,10 @@ impl FromStr for Cidr {
             .ok()
             .filter(|p| *p <= max)
             .ok_or_else(|| bad(&format!("the prefix must be a number from 0 to {max}")))?;
-        let cidr = Cidr { addr, prefix };
-        let network_only = Cidr { addr, prefix }.contains(addr)
-            && match addr {
-                IpAddr::V4(a) => {
-                    u32::from(a) & !u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0) == 0
-                }
-                IpAddr::V6(a) => {
-                    u128::from(a) & !u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
-                        == 0
-                }
-            };
-        if !network_only {
+        if network_of(addr, prefix) != addr {
             return Err(bad("host bits are set after the prefix"));
         }
+        let cidr = Cidr { addr, prefix };
         Ok(cidr)
     }
 }
