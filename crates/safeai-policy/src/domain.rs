@@ -100,15 +100,16 @@ fn validate(input: &str) -> Result<Validated, Vec<Error>> {
         return Err(vec![e]);
     }
 
-    let (body, wildcard) = match input {
+    // `*.x`, `.x` and `x` all mean the name and its subdomains: the prefix goes.
+    let body = match input {
         "*" | "." | "*." | "*.." => {
             return Err(vec![Error::BareWildcard { input: owned() }]);
         }
-        _ if input.starts_with("*.") => (&input[2..], true),
-        _ if input.starts_with('.') => (&input[1..], true),
-        _ => (input, false),
+        _ => input
+            .strip_prefix("*.")
+            .or_else(|| input.strip_prefix('.'))
+            .unwrap_or(input),
     };
-    let _ = wildcard; // `*.x`, `.x` and `x` all mean the name and its subdomains.
     if body.contains('*') {
         return Err(vec![Error::MisplacedWildcard { input: owned() }]);
     }
