@@ -157,14 +157,18 @@ mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
 fn allowlist_path(args: &AllowlistArgs) -> PathBuf {
-    args.allowlist
-        .clone()
-        .or_else(|| {
-            env_var(safeai_policy::ALLOWLIST_VAR)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(safeai_policy::DEFAULT_ALLOWLIST_PATH))
+    Env::from_lookup(env_var)
+        .allowlist_file(args.allowlist.as_deref(), Path::new(""))
+        .0
+}
+
+/// The standard sources: the allowlist file and `SAFE_AI_DEFAULT_DOMAINS`.
+fn sources(args: &AllowlistArgs) -> Vec<Source> {
+    Source::standard(
+        &Env::from_lookup(env_var),
+        args.allowlist.as_deref(),
+        Path::new(""),
+    )
 }
 
 /// Runs the proxy's own reload in the running stack of the current directory.
@@ -228,9 +232,7 @@ fn env_var(name: &str) -> Option<String> {
 /// The allowlist from the flag, the environment and the working directory. Warnings go
 /// to stderr; on errors, every one is printed and nothing else happens.
 fn load(args: &AllowlistArgs) -> Result<Checked, Failed> {
-    let env = Env::from_lookup(env_var);
-    let sources = Source::standard(&env, args.allowlist.as_deref(), Path::new(""));
-    match check(&sources) {
+    match check(&sources(args)) {
         Ok(checked) => {
             eprint!("{}", render_diagnostics(&checked.diagnostics));
             Ok(checked)
@@ -366,9 +368,7 @@ fn run(command: Command) -> Result<(), Failed> {
 
 /// `check --format json`: one document on stdout, valid or not, and nothing on stderr.
 fn check_json(args: &AllowlistArgs) -> Result<(), Failed> {
-    let env = Env::from_lookup(env_var);
-    let sources = Source::standard(&env, args.allowlist.as_deref(), Path::new(""));
-    let (valid, doc) = match check(&sources) {
+    let (valid, doc) = match check(&sources(args)) {
         Ok(c) => (
             true,
             serde_json::json!({

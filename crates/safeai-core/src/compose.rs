@@ -215,26 +215,15 @@ fn drop_nulls(value: &mut Value) {
     }
 }
 
-/// Sets `pids_limit`, which `docker_compose_types::Service` lacks, on each service.
-fn set_pids_limits(value: &mut Value, limits: &[(&str, u32)]) {
+/// Sets `key` on each named service: for the fields `docker_compose_types::Service`
+/// lacks (`pids_limit`, `cpus`).
+fn set_on_services(value: &mut Value, key: &str, values: &[(&str, Value)]) {
     let Some(services) = value.get_mut("services").and_then(Value::as_mapping_mut) else {
         return;
     };
-    for (name, limit) in limits {
+    for (name, v) in values {
         if let Some(Value::Mapping(service)) = services.get_mut(*name) {
-            service.insert(Value::from("pids_limit"), Value::from(*limit));
-        }
-    }
-}
-
-/// Sets the CPU limit, also missing from `docker_compose_types::Service`.
-fn set_cpus(value: &mut Value, limits: &[(&str, String)]) {
-    let Some(services) = value.get_mut("services").and_then(Value::as_mapping_mut) else {
-        return;
-    };
-    for (name, cpus) in limits {
-        if let Some(Value::Mapping(service)) = services.get_mut(*name) {
-            service.insert(Value::from("cpus"), Value::from(cpus.as_str()));
+            service.insert(Value::from(key), v.clone());
         }
     }
 }
@@ -244,15 +233,20 @@ pub fn render_compose(stack: &Stack) -> String {
     // Serializing plain data structs to a YAML tree cannot fail.
     let mut tree = serde_yaml::to_value(compose(stack)).expect("compose model serializes");
     drop_nulls(&mut tree);
-    set_pids_limits(
+    set_on_services(
         &mut tree,
-        &[("proxy", stack.proxy.pids), ("sandbox", stack.sandbox.pids)],
-    );
-    set_cpus(
-        &mut tree,
+        "pids_limit",
         &[
-            ("proxy", s(&stack.proxy.cpus)),
-            ("sandbox", s(&stack.sandbox.cpus)),
+            ("proxy", Value::from(stack.proxy.pids)),
+            ("sandbox", Value::from(stack.sandbox.pids)),
+        ],
+    );
+    set_on_services(
+        &mut tree,
+        "cpus",
+        &[
+            ("proxy", Value::from(s(&stack.proxy.cpus))),
+            ("sandbox", Value::from(s(&stack.sandbox.cpus))),
         ],
     );
     let body = serde_yaml::to_string(&tree).expect("YAML tree serializes");

@@ -33,6 +33,16 @@ pub struct Env {
 }
 
 impl Env {
+    /// The allowlist file: `flag`, else `SAFE_AI_ALLOWLIST`, else `allowlist.yaml` in `dir`;
+    /// and whether it must exist (named explicitly) or may be missing (the default).
+    pub fn allowlist_file(&self, flag: Option<&Path>, dir: &Path) -> (PathBuf, bool) {
+        match (flag, self.allowlist.as_deref().filter(|s| !s.is_empty())) {
+            (Some(path), _) => (path.to_owned(), true),
+            (None, Some(path)) => (PathBuf::from(path), true),
+            (None, None) => (dir.join(DEFAULT_ALLOWLIST_PATH), false),
+        }
+    }
+
     /// Reads the variables through `lookup`, such as `|k| std::env::var(k).ok()`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Env {
         Env {
@@ -74,20 +84,8 @@ impl Source {
     /// The sources the stack uses: the file (`flag`, else `SAFE_AI_ALLOWLIST`, else
     /// `allowlist.yaml` in `dir`), then `SAFE_AI_DEFAULT_DOMAINS` if set.
     pub fn standard(env: &Env, flag: Option<&Path>, dir: &Path) -> Vec<Source> {
-        let file = match (flag, env.allowlist.as_deref().filter(|s| !s.is_empty())) {
-            (Some(path), _) => Source::File {
-                path: path.to_owned(),
-                required: true,
-            },
-            (None, Some(path)) => Source::File {
-                path: PathBuf::from(path),
-                required: true,
-            },
-            (None, None) => Source::File {
-                path: dir.join(DEFAULT_ALLOWLIST_PATH),
-                required: false,
-            },
-        };
+        let (path, required) = env.allowlist_file(flag, dir);
+        let file = Source::File { path, required };
         let mut sources = vec![file];
         if let Some(value) = &env.default_domains {
             sources.push(Source::List {
