@@ -20,9 +20,15 @@ readonly HOST_KEY_DIR=/etc/ssh/host-keys
 # filled from the image only when it is created, so files that a later image adds
 # (examples/codex.Dockerfile adds ~/.codex/config.toml) would otherwise never arrive.
 readonly HOME_SEED=/etc/safe-ai/home
-# Scripts sourced before sshd starts; they may call `safeai_setenv NAME VALUE`
-# (examples/java.Dockerfile derives JAVA_TOOL_OPTIONS from the proxy address).
+# Scripts sourced before sshd starts; they may call `safeai_setenv NAME VALUE` and
+# `safeai_appendenv NAME WORDS`, and read SAFEAI_STACK_CA (examples/java.Dockerfile
+# derives JAVA_TOOL_OPTIONS from the proxy address and builds a Java trust store).
 readonly HOOK_DIR=/etc/safe-ai/entrypoint.d
+# The stack's CA certificate (never its key): the proxy writes it into a volume mounted
+# here read-only. The image's own CAs, which update-ca-certificates wrote at build.
+readonly STACK_CA=/etc/safe-ai/ca/ca.crt SYSTEM_BUNDLE=/etc/ssl/certs/ca-certificates.system.crt
+# The stack CA's path once it is known to be a certificate and trusted; empty otherwise.
+SAFEAI_STACK_CA=''
 readonly DEV_USER=dev DEV_UID=1000 DEV_GID=1000 DEV_HOME=/home/dev WORKSPACE=/workspace
 
 log() { printf 'safe-ai-sandbox: %s\n' "$*" >&2; }
@@ -50,6 +56,13 @@ safeai_setenv() {
     else
         SESSION_ENV[$name]=$value
     fi
+}
+
+# safeai_appendenv NAME WORDS: add WORDS, after a space, to what sessions get for NAME
+# (several hooks add to JAVA_TOOL_OPTIONS).
+safeai_appendenv() {
+    local current=${SESSION_ENV[$1]:-}
+    safeai_setenv "$1" "${current:+$current }$2"
 }
 
 collect_container_env() {
@@ -151,6 +164,42 @@ install_authorized_keys() {
     mv -f "$dst.tmp" "$dst"
 }
 
+# --- trusted certificate authorities ---------------------------------------------------
+# /etc/ssl/certs/ca-certificates.crt, the bundle TLS libraries read, is a symlink to the
+# file written here (sandbox/Dockerfile): the image's CAs plus the stack's CA, so that the
+# certificates the proxy makes (deny pages over HTTPS, the hosts it decrypts) are trusted.
+install_ca_bundle() {
+    local dst=$STATE/ca-certificates.crt pem='' problem=''
+    [[ -s $SYSTEM_BUNDLE ]] ||
+        die "$SYSTEM_BUNDLE is missing: this image was not built from sandbox/Dockerfile's steps"
+    if [[ ! -e $STACK_CA ]]; then
+        problem="nothing is mounted at $STACK_CA"
+    elif [[ ! -f $STACK_CA ]]; then
+        problem="$STACK_CA is not a file"
+    elif [[ ! -r $STACK_CA ]]; then
+        problem="$STACK_CA is not readable in the container (mode $(stat -c %a "$STACK_CA"), owner uid $(stat -c %u "$STACK_CA"))"
+    elif grep -q 'PRIVATE KEY' "$STACK_CA"; then
+        # The agent can read every file in the sandbox.
+        log "error: $STACK_CA holds a PRIVATE key, readable by the agent: consider the stack CA exposed."
+        problem="$STACK_CA holds a private key"
+    elif ! pem=$(openssl x509 -in "$STACK_CA" 2>/dev/null); then
+        problem="$STACK_CA is not a PEM certificate"
+    fi
+    cat "$SYSTEM_BUNDLE" >"$dst.tmp"
+    if [[ -z $problem ]]; then
+        # openssl's own output: the certificate alone, whatever else the file holds.
+        printf '%s\n' "$pem" >>"$dst.tmp"
+        # shellcheck disable=SC2034 # read by the hooks
+        SAFEAI_STACK_CA=$STACK_CA
+        log "trusting the stack CA $(openssl x509 -noout -subject -fingerprint -sha256 -in "$STACK_CA" | paste -sd ' ')"
+    else
+        log "warning: not trusting a stack CA: $problem."
+        log "HTTPS to hosts the proxy passes through (spliced) works; hosts it decrypts and deny pages over HTTPS will show certificate errors. Trusted: the system CAs only."
+    fi
+    chmod 0644 "$dst.tmp"
+    mv -f "$dst.tmp" "$dst"
+}
+
 # --- volumes ----------------------------------------------------------------------------
 # A new named volume takes the image's ownership (dev); an empty volume made elsewhere,
 # or a bind mount, may not. Only a root-owned directory is taken over, and not its
@@ -203,6 +252,7 @@ main() {
     ensure_host_key ed25519
     ensure_host_key rsa 3072
     install_authorized_keys
+    install_ca_bundle
 
     own_dir "$WORKSPACE"
     own_dir "$DEV_HOME"
