@@ -26,6 +26,6 @@ java_proxy() {
         non_proxy+=${non_proxy:+|}$item
     done
     [[ -z $non_proxy ]] || opts+=" -Dhttp.nonProxyHosts=$non_proxy"
-    safeai_setenv JAVA_TOOL_OPTIONS "${JAVA_TOOL_OPTIONS:+$JAVA_TOOL_OPTIONS }$opts"
+    safeai_appendenv JAVA_TOOL_OPTIONS "$opts"
 }
 java_proxy

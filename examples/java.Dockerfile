@@ -38,6 +38,7 @@ RUN set -eux; \
 # sessions.)
 ENV JAVA_HOME=/usr/lib/jvm/java-21
 
-# The JVM ignores HTTP(S)_PROXY: at start, this hook turns them into JAVA_TOOL_OPTIONS.
-COPY java-proxy.sh /etc/safe-ai/entrypoint.d/java-proxy.sh
-RUN chmod 0644 /etc/safe-ai/entrypoint.d/java-proxy.sh
+# The JVM ignores HTTP(S)_PROXY and the system bundle: at start, these hooks turn the
+# proxy variables into JAVA_TOOL_OPTIONS and point it at a trust store with the stack CA.
+COPY java-proxy.sh java-trust.sh /etc/safe-ai/entrypoint.d/
+RUN chmod 0644 /etc/safe-ai/entrypoint.d/java-proxy.sh /etc/safe-ai/entrypoint.d/java-trust.sh
