@@ -4,7 +4,7 @@
 # safe-ai test suite.  See .ci/README.md and the section "Running Docker here"
 # of the design document.
 #
-#   1. squid, dnsmasq, dnsutils, openssh-client, debootstrap from bookworm
+#   1. squid-openssl (SslBump: the TLS layer), openssl, dnsmasq, dnsutils, openssh-client, debootstrap from bookworm
 #      (no service is started: a policy-rc.d answers 101 during the install)
 #   2. Docker engine 26 + Compose v2: bookworm's docker.io for the dependencies,
 #      then trixie's containerd/docker.io/docker-cli/docker-buildx/docker-compose
@@ -35,7 +35,7 @@ MIN_COMPOSE=2.20.0
 DEBIAN_IMAGE=debian:bookworm-slim
 RUST_IMAGE=rust:1-slim-bookworm
 TRIXIE_PKGS=(containerd docker.io docker-cli docker-buildx docker-compose)
-BOOKWORM_PKGS=(squid dnsmasq dnsutils openssh-client debootstrap ca-certificates iproute2)
+BOOKWORM_PKGS=(squid-openssl openssl dnsmasq dnsutils openssh-client debootstrap ca-certificates iproute2)
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C

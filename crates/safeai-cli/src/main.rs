@@ -107,6 +107,9 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[arg(long)]
         no_reload: bool,
     },
+    /// Helpers the proxy container runs (not for the host)
+    #[command(subcommand, hide = true)]
+    Proxy(ProxyCommand),
     /// Print one artifact to standard output
     #[command(after_help = EXIT_CODES)]
     Render {
@@ -115,6 +118,13 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProxyCommand {
+    /// Squid's external ACL helper: answers whether a ClientHello's SNI names the CONNECT
+    /// target (`ID SNI HOST` in, `ID OK|ERR` out)
+    SniCheck,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -135,6 +145,8 @@ enum Artifact {
     DnsmasqServers,
     /// seccomp.json
     Seccomp,
+    /// The proxy's error pages, into DIR/errors/ (only when named with --only)
+    ErrorPages,
 }
 
 impl Artifact {
@@ -145,6 +157,7 @@ impl Artifact {
             Artifact::Dnsmasq => "dnsmasq.conf",
             Artifact::DnsmasqServers => safeai_core::DNSMASQ_SERVERS_FILE,
             Artifact::Seccomp => "seccomp.json",
+            Artifact::ErrorPages => "errors",
         }
     }
 }
@@ -153,6 +166,7 @@ impl Artifact {
 struct Failed;
 
 mod allow;
+mod proxy;
 mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
@@ -295,10 +309,25 @@ fn run(command: Command) -> Result<(), Failed> {
                 let keep: Vec<&str> = only.iter().map(|a| a.file_name()).collect();
                 artifacts.retain(|name, _| keep.contains(name));
             }
+            // The pages do not depend on the allowlist and are not committed: written only
+            // into the proxy's runtime directory, when asked for.
+            let pages = only
+                .iter()
+                .any(|a| matches!(a, Artifact::ErrorPages))
+                .then(safeai_core::render_error_pages);
             if check {
                 compare(&artifacts, &out)
             } else {
-                write(&artifacts, &out)
+                write(&artifacts, &out, true)?;
+                match pages {
+                    Some(pages) => {
+                        let dir = out.join("errors");
+                        write(&pages, &dir, false)?;
+                        eprintln!("wrote {} error pages into {}", pages.len(), dir.display());
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
             }
         }
         Command::Reload { allowlist } => reload(&allowlist_path(&allowlist)),
@@ -356,6 +385,7 @@ fn run(command: Command) -> Result<(), Failed> {
                 reload(&allowlist_path(&allowlist))
             }
         }
+        Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
         Command::Render {
             artifact,
             allowlist,
@@ -397,19 +427,27 @@ fn print(text: &str) -> Result<(), Failed> {
         })
 }
 
-fn write(artifacts: &Artifacts, dir: &Path) -> Result<(), Failed> {
+/// Writes each file into `dir`, naming each on stderr when `announce`.
+fn write<K: AsRef<str> + Ord>(
+    artifacts: &std::collections::BTreeMap<K, String>,
+    dir: &Path,
+    announce: bool,
+) -> Result<(), Failed> {
     let fail = |path: &Path, e: std::io::Error| {
         eprintln!("error: cannot write {}: {e}", path.display());
         Failed
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
     for (name, text) in artifacts {
+        let name = name.as_ref();
         let path = dir.join(name);
         // Write then rename, so a reader never sees half a file.
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text).map_err(|e| fail(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| fail(&path, e))?;
-        eprintln!("wrote {}", path.display());
+        if announce {
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(())
 }

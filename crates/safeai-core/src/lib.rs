@@ -14,13 +14,17 @@ mod compose;
 mod proxy;
 pub mod seccomp;
 mod stack;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
 pub use compose::render_compose;
-pub use proxy::{DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid};
+pub use proxy::{
+    DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, tls_plan,
+};
+pub use tls::render_error_pages;
 pub use stack::{
-    BLOCKED_RANGES, Capability, Cidr, DEFAULT_PROXY_IP, DEFAULT_SUBNET, Knob, Mebibytes,
+    BLOCKED_RANGES, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET, Knob, Mebibytes,
     NamedVolume, NetworkPlan, ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs,
     env,
 };
@@ -45,6 +49,14 @@ pub enum Error {
         value: String,
         /// What it should look like.
         expected: &'static str,
+    },
+    /// A path that cannot be written into a config file as it is.
+    #[error(
+        "`{input}` is not a usable path: write an absolute path of letters, digits, `.`, `_`, `-` and `/`, such as /etc/safe-ai/upstream-ca.pem"
+    )]
+    InvalidPath {
+        /// The text, escaped.
+        input: String,
     },
     /// An item of a comma-separated environment variable that does not parse.
     #[error("{var}[{index}]: {source}")]

@@ -8,6 +8,7 @@ use safeai_policy::Allowlist;
 use serde::Serialize;
 
 use crate::stack::{BLOCKED_RANGES, ProxySettings};
+use crate::tls::{PlanInputs, TlsPlan};
 
 const SQUID: &str = include_str!("templates/squid.conf.hbs");
 const DNSMASQ: &str = include_str!("templates/dnsmasq.conf.hbs");
@@ -58,10 +59,33 @@ struct SquidContext<'a> {
     blocked_ranges: &'a [&'a str],
     private_exceptions: Vec<String>,
     domains: Vec<&'a str>,
+    opaque_domains: Vec<&'a str>,
+    ca_file: &'a str,
+    ssl_db: &'a str,
+    cert_cache: u32,
+    upstream_ca: Option<&'a str>,
+    helper: &'a str,
+    marker_acls: Vec<String>,
+    deny_info: Vec<String>,
+    http_access: Vec<String>,
+    ssl_bump: Vec<String>,
+    opaque_marker: String,
+    reply_headers: Vec<String>,
 }
 
-/// squid.conf: the allowlist as a `dstdomain` ACL, everything else denied.
+/// The TLS and access decisions for `allowlist` under `settings`.
+pub fn tls_plan(settings: &ProxySettings, allowlist: &Allowlist) -> TlsPlan {
+    TlsPlan::new(PlanInputs {
+        allows_any: !allowlist.is_empty(),
+        has_opaque: allowlist.opaque_domains().next().is_some(),
+        has_private_exceptions: !settings.private_exceptions.is_empty(),
+    })
+}
+
+/// squid.conf: the allowlist as a `dstdomain` ACL, the TLS layer as `ssl_bump` rules,
+/// everything else denied with a reason.
 pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
+    let plan = tls_plan(settings, allowlist);
     render(
         "squid",
         &SquidContext {
@@ -78,6 +102,18 @@ pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
                 .map(ToString::to_string)
                 .collect(),
             domains: allowlist.domains().map(|d| d.as_str()).collect(),
+            opaque_domains: allowlist.opaque_domains().map(|d| d.as_str()).collect(),
+            ca_file: &settings.ca_file,
+            ssl_db: &settings.ssl_db,
+            cert_cache: settings.cert_cache.0,
+            upstream_ca: settings.upstream_ca.as_ref().map(|p| p.as_str()),
+            helper: &settings.helper,
+            marker_acls: plan.marker_acl_lines(),
+            deny_info: plan.deny_info_lines(),
+            http_access: plan.http_access_lines(),
+            ssl_bump: plan.ssl_bump_lines(),
+            opaque_marker: plan.opaque_marker(),
+            reply_headers: plan.reply_header_lines(),
         },
     )
 }

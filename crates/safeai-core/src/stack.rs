@@ -123,6 +123,45 @@ pub const BLOCKED_RANGES: &[&str] = &[
     "fe80::/10",
 ];
 
+/// An absolute path that can be written into a config file as it is: `/`-separated
+/// names of letters, digits, `.`, `_` and `-` (no space, quote or line break to break a
+/// directive out of its line).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigPath(String);
+
+impl ConfigPath {
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ConfigPath {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ConfigPath, Error> {
+        let ok = s.starts_with('/')
+            && s.len() > 1
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+            && !s.split('/').any(|part| part == "..");
+        if ok {
+            Ok(ConfigPath(s.to_owned()))
+        } else {
+            Err(Error::InvalidPath {
+                input: s.escape_debug().to_string(),
+            })
+        }
+    }
+}
+
+impl fmt::Display for ConfigPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What the proxy container runs with: Squid, dnsmasq and the SSH forwarder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxySettings {
@@ -148,6 +187,19 @@ pub struct ProxySettings {
     pub ssh_forward_port: u16,
     /// Concurrent SSH connections the forwarder accepts.
     pub ssh_max_connections: u16,
+    /// The stack CA, key and certificate in one PEM file (Squid mints certificates with
+    /// it); in the proxy's own volume.
+    pub ca_file: String,
+    /// The database of minted certificates (a tmpfs: emptied at every start, so a
+    /// rotated CA never meets certificates of the old one).
+    pub ssl_db: String,
+    /// The bound on minted certificates kept, in memory and in the database.
+    pub cert_cache: Mebibytes,
+    /// Extra CAs for upstream certificates (`SAFE_AI_UPSTREAM_CA`, as mounted in the
+    /// proxy), beside the system's.
+    pub upstream_ca: Option<ConfigPath>,
+    /// The `safeai` binary in the proxy: Squid runs its SNI check helper.
+    pub helper: String,
 }
 
 impl Default for ProxySettings {
@@ -163,6 +215,11 @@ impl Default for ProxySettings {
             runtime_dir: "/run/safe-ai".into(),
             ssh_forward_port: 2222,
             ssh_max_connections: 32,
+            ca_file: "/var/lib/safe-ai/ca/ca.pem".into(),
+            ssl_db: "/var/spool/squid/ssl_db".into(),
+            cert_cache: Mebibytes(4),
+            upstream_ca: None,
+            helper: "/usr/local/bin/safeai".into(),
         }
     }
 }
@@ -181,6 +238,8 @@ pub mod env {
     pub const PROXY_IP: &str = "SAFE_AI_PROXY_IP";
     /// Comma-separated CIDRs that allowlisted names may resolve to.
     pub const PRIVATE_EXCEPTIONS: &str = "SAFE_AI_PRIVATE_EXCEPTIONS";
+    /// A PEM file of extra CAs for upstream certificates (as the proxy sees it).
+    pub const UPSTREAM_CA: &str = "SAFE_AI_UPSTREAM_CA";
 }
 
 impl ProxySettings {
@@ -213,6 +272,16 @@ impl ProxySettings {
                         expected: "an IP address, such as 127.0.0.11",
                     }),
                 }
+            }
+        }
+        if let Some(v) = get(env::UPSTREAM_CA) {
+            match v.parse() {
+                Ok(p) => self.upstream_ca = Some(p),
+                Err(_) => errors.push(Error::InvalidEnv {
+                    var: env::UPSTREAM_CA,
+                    value: v,
+                    expected: "an absolute path of letters, digits, `.`, `_`, `-` and `/`, such as /etc/safe-ai/upstream-ca.pem",
+                }),
             }
         }
         if let Some(v) = get(env::PRIVATE_EXCEPTIONS) {

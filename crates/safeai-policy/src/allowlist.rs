@@ -207,6 +207,11 @@ impl Allowlist {
             .map(|(domain, origin)| Entry { domain, origin })
     }
 
+    /// TEMPORARY stub until the tunnel options land.
+    pub fn opaque_domains(&self) -> impl Iterator<Item = &Domain> {
+        std::iter::empty()
+    }
+
     /// How many domains (after normalization).
     pub fn len(&self) -> usize {
         self.entries.len()
