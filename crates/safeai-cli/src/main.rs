@@ -115,6 +115,13 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
+    /// Create, show or rotate the stack's certificate authority, with which the proxy
+    /// inspects and answers HTTPS
+    #[command(after_help = ca::EXIT_CODES)]
+    Ca {
+        #[command(subcommand)]
+        command: ca::CaCommand,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -153,6 +160,7 @@ impl Artifact {
 struct Failed;
 
 mod allow;
+mod ca;
 mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
@@ -363,6 +371,7 @@ fn run(command: Command) -> Result<(), Failed> {
             let mut artifacts = artifacts(&allowlist)?;
             print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
         }
+        Command::Ca { command } => ca::run(command),
     }
 }
 
