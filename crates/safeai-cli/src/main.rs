@@ -118,6 +118,13 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
+    /// Create, show or rotate the stack's certificate authority, with which the proxy
+    /// inspects and answers HTTPS
+    #[command(after_help = ca::EXIT_CODES)]
+    Ca {
+        #[command(subcommand)]
+        command: ca::CaCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +173,7 @@ impl Artifact {
 struct Failed;
 
 mod allow;
+mod ca;
 mod proxy;
 mod verify;
 
@@ -393,6 +401,7 @@ fn run(command: Command) -> Result<(), Failed> {
             let mut artifacts = artifacts(&allowlist)?;
             print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
         }
+        Command::Ca { command } => ca::run(command),
     }
 }
 

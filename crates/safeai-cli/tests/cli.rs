@@ -45,6 +45,10 @@ fn every_help_text() {
         &["reload", "--help"],
         &["allow", "--help"],
         &["verify", "--help"],
+        &["ca", "--help"],
+        &["ca", "init", "--help"],
+        &["ca", "rotate", "--help"],
+        &["ca", "show", "--help"],
     ] {
         let out = safeai(&repo(), args, &[]);
         assert!(out.status.success());
@@ -213,4 +217,128 @@ fn usage_errors_exit_2() {
         safeai(&repo(), &["render", "nginx"], &[]).status.code(),
         Some(2)
     );
+}
+
+#[test]
+fn ca_init_creates_then_keeps_and_show_prints_it() {
+    let dir = scratch("ca");
+    let init = ["ca", "init", "--dir", "ca", "--export", "public"];
+    let first = safeai(&dir, &init, &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let created = text(&first.stderr);
+    let summary = created
+        .strip_prefix("safe-ai: stack CA created: CN=safe-ai stack CA ")
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(summary.contains(", O=safe-ai, SHA-256 "), "{created}");
+    assert!(summary.contains(", valid until "), "{created}");
+    assert_eq!(created.lines().count(), 1, "{created}");
+    assert!(text(&first.stdout).is_empty());
+
+    let second = safeai(&dir, &init, &[]);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(
+        text(&second.stderr),
+        created.replace("stack CA created:", "stack CA kept:"),
+        "the same CA, same fingerprint"
+    );
+
+    let cert = std::fs::read_to_string(dir.join("ca/ca.crt")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("public/ca.crt")).unwrap(),
+        cert
+    );
+    let exported: Vec<_> = std::fs::read_dir(dir.join("public")).unwrap().collect();
+    assert_eq!(exported.len(), 1, "the certificate only, never the key");
+
+    let show = safeai(&dir, &["ca", "show", "--dir", "ca"], &[]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let shown = text(&show.stdout);
+    assert!(
+        shown.starts_with("subject      CN=safe-ai stack CA "),
+        "{shown}"
+    );
+    let fingerprint = summary
+        .split(", SHA-256 ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap();
+    assert!(
+        shown.contains(&format!("SHA-256      {fingerprint}\n")),
+        "{shown}"
+    );
+    assert!(shown.ends_with(&format!("\n\n{cert}")), "{shown}");
+
+    let rotate = safeai(
+        &dir,
+        &["ca", "rotate", "--dir", "ca", "--export", "public"],
+        &[],
+    );
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(text(&rotate.stderr).starts_with("safe-ai: stack CA rotated: "));
+    assert!(!text(&rotate.stderr).contains(fingerprint));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ca/ca.previous.crt")).unwrap(),
+        cert
+    );
+    assert_ne!(
+        std::fs::read_to_string(dir.join("public/ca.crt")).unwrap(),
+        cert
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ca_init_refuses_a_corrupt_key_and_changes_nothing() {
+    let dir = scratch("ca-corrupt");
+    assert!(
+        safeai(&dir, &["ca", "init", "--dir", "ca"], &[])
+            .status
+            .success()
+    );
+    std::fs::write(
+        dir.join("ca/ca.key"),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n",
+    )
+    .unwrap();
+    let cert = std::fs::read(dir.join("ca/ca.crt")).unwrap();
+    let out = safeai(
+        &dir,
+        &["ca", "init", "--dir", "ca", "--export", "public"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: ca/ca.key: the private key does not parse"),
+        "{err}"
+    );
+    assert!(err.contains("safeai ca rotate"), "{err}");
+    assert_eq!(std::fs::read(dir.join("ca/ca.crt")).unwrap(), cert);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ca/ca.key")).unwrap(),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n"
+    );
+    assert!(!dir.join("public").exists(), "nothing exported");
+    assert_eq!(
+        safeai(&dir, &["ca", "show", "--dir", "ca"], &[])
+            .status
+            .code(),
+        Some(1)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ca_export_and_owner_need_a_directory() {
+    for args in [
+        &["ca", "rotate", "--export", "x"][..],
+        &["ca", "rotate", "--owner", "13:13"],
+        &["ca", "init", "--dir", "x", "--owner", "proxy"],
+    ] {
+        assert_eq!(
+            safeai(&repo(), args, &[]).status.code(),
+            Some(2),
+            "{args:?}"
+        );
+    }
 }
