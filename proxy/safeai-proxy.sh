@@ -11,6 +11,10 @@ set -euo pipefail
 
 RUN_DIR=/run/safe-ai
 ALLOWLIST=${SAFE_AI_ALLOWLIST_PATH:-/etc/safe-ai/allowlist.yaml}
+CA_DIR=/var/lib/safe-ai/ca
+CA_PUBLIC_DIR=/var/lib/safe-ai/ca-public
+SSL_DB=/var/spool/squid/ssl_db
+UPSTREAM_CA=/etc/safe-ai/upstream-ca.pem
 SSH_TARGET=${SAFE_AI_SSH_TARGET:-sandbox:22}
 SSH_MAX_CONNECTIONS=${SAFE_AI_SSH_MAX_CONNECTIONS:-32}
 
@@ -22,8 +26,12 @@ render_into() {
     local dir=$1
     rm -rf "$dir"
     mkdir -p "$dir"
-    # SAFE_AI_ALLOWLIST names the file on the host; in here it is always mounted at $ALLOWLIST.
-    if ! SAFE_AI_ALLOWLIST= safeai generate --allowlist "$ALLOWLIST" --out "$dir" --only squid,dnsmasq,dnsmasq-servers; then
+    # SAFE_AI_ALLOWLIST and SAFE_AI_UPSTREAM_CA name files on the host; in here they are
+    # mounted at $ALLOWLIST and $UPSTREAM_CA (an empty file or /dev/null: no extra CAs).
+    local upstream_ca=
+    [[ -s $UPSTREAM_CA ]] && upstream_ca=$UPSTREAM_CA
+    if ! SAFE_AI_ALLOWLIST= SAFE_AI_UPSTREAM_CA=$upstream_ca safeai generate --allowlist "$ALLOWLIST" \
+        --out "$dir" --only squid,dnsmasq,dnsmasq-servers,error-pages; then
         return 1
     fi
     local parse
@@ -34,15 +42,30 @@ render_into() {
     fi
 }
 
+# The stack CA: made at the first start, checked at every start; its certificate goes to
+# the volume the sandbox reads. The database of minted certificates starts empty (tmpfs).
+prepare_ca() {
+    if ! safeai ca init --dir "$CA_DIR" --export "$CA_PUBLIC_DIR" --owner "0:$(id -g proxy)"; then
+        log "no usable stack CA in $CA_DIR: the proxy does not start (fail closed)."
+        log "Make a new one with: docker compose run --rm --no-deps proxy safeai ca rotate --dir $CA_DIR --export $CA_PUBLIC_DIR"
+        log "(or delete the proxy-ca volume); then: docker compose up -d"
+        return 1
+    fi
+    rm -rf "$SSL_DB"
+    /usr/lib/squid/security_file_certgen -c -s "$SSL_DB" -M 4MB >/dev/null
+    chown -R proxy:proxy "$SSL_DB"
+}
+
 run() {
     mkdir -p "$RUN_DIR"
+    prepare_ca || exit 1
     if ! render_into "$RUN_DIR/current"; then
         log "the allowlist is invalid: the proxy does not start, so the sandbox has no egress (fail closed). Fix the file and run: docker compose up -d proxy"
         exit 1
     fi
     local conf=$RUN_DIR/current
     # Paths in the rendered files point at $RUN_DIR; the live files are links into current/.
-    for f in squid.conf dnsmasq.conf dnsmasq.servers; do
+    for f in squid.conf dnsmasq.conf dnsmasq.servers errors; do
         ln -sfn "current/$f" "$RUN_DIR/$f"
     done
     log "allowlist: $(grep -c '^server=' "$conf/dnsmasq.servers" || true) domains"

@@ -275,6 +275,19 @@ fn stack() -> Result<Stack, Failed> {
             }
             Failed
         })?;
+    if let Some(path) = &settings.upstream_ca {
+        // Squid would start without the extra CAs and refuse every upstream they sign:
+        // better a clear error now.
+        let pem = std::fs::read_to_string(path.as_str()).unwrap_or_default();
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            eprintln!(
+                "error: {}={path} holds no PEM certificate\n  = hint: point it at a file of CA certificates \
+                 (-----BEGIN CERTIFICATE----- blocks), or unset it",
+                safeai_core::env::UPSTREAM_CA
+            );
+            return Err(Failed);
+        }
+    }
     Ok(Stack {
         proxy_settings: settings,
         ..Stack::default()

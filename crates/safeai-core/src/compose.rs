@@ -110,11 +110,20 @@ fn compose(stack: &Stack) -> dc::Compose {
             s("${SAFE_AI_PRIVATE_EXCEPTIONS:-}"),
         ),
     ]);
-    proxy.volumes = vec![bind(
-        s(&stack.allowlist_file),
-        "/etc/safe-ai/allowlist.yaml",
-        true,
-    )];
+    proxy.volumes = vec![
+        bind(
+            s(&stack.allowlist_file),
+            "/etc/safe-ai/allowlist.yaml",
+            true,
+        ),
+        bind(s(&stack.upstream_ca), stack.upstream_ca_target, true),
+        // The CA's key: in this volume only, which no other service mounts.
+        dc::Volumes::Simple(format!("{}:{}", stack.ca.private, stack.ca.private_target)),
+        dc::Volumes::Simple(format!(
+            "{}:{}",
+            stack.ca.public, stack.ca.public_in_proxy
+        )),
+    ];
     proxy.ports = dc::Ports::Short(vec![format!(
         "{}:{}:{}",
         stack.ssh.host_bind, stack.ssh.host_port, stack.proxy_settings.ssh_forward_port
@@ -151,11 +160,18 @@ fn compose(stack: &Stack) -> dc::Compose {
         .volumes
         .iter()
         .map(|v| dc::Volumes::Simple(format!("{}:{}", v.name, v.target)))
-        .chain([bind(
-            s(&stack.ssh.public_key),
-            "/etc/safe-ai/authorized_keys",
-            true,
-        )])
+        .chain([
+            bind(
+                s(&stack.ssh.public_key),
+                "/etc/safe-ai/authorized_keys",
+                true,
+            ),
+            // The stack CA's certificate, never its key.
+            dc::Volumes::Simple(format!(
+                "{}:{}:ro",
+                stack.ca.public, stack.ca.public_in_sandbox
+            )),
+        ])
         .collect();
     sandbox.depends_on = dc::DependsOnOptions::Conditional(IndexMap::from([(
         s("proxy"),
@@ -195,7 +211,9 @@ fn compose(stack: &Stack) -> dc::Compose {
             stack
                 .volumes
                 .iter()
-                .map(|v| (s(v.name), dc::MapOrEmpty::Empty))
+                .map(|v| v.name)
+                .chain([stack.ca.private, stack.ca.public])
+                .map(|name| (s(name), dc::MapOrEmpty::Empty))
                 .collect(),
         ),
         ..dc::Compose::default()
@@ -287,6 +305,22 @@ mod tests {
             t["services"]["sandbox"]["cpus"],
             Value::from("${SAFE_AI_SANDBOX_CPUS:-4}")
         );
+    }
+
+    #[test]
+    fn the_ca_key_volume_is_the_proxys_alone_and_the_sandbox_reads_the_certificate() {
+        let t = tree();
+        let mounts = |service: &str| -> Vec<String> {
+            t["services"][service]["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        assert!(mounts("proxy").contains(&"proxy-ca:/var/lib/safe-ai/ca".to_owned()));
+        assert!(!mounts("sandbox").iter().any(|m| m.starts_with("proxy-ca:")));
+        assert!(mounts("sandbox").contains(&"ca-public:/etc/safe-ai/ca:ro".to_owned()));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use proxy::{
 };
 pub use tls::render_error_pages;
 pub use stack::{
-    BLOCKED_RANGES, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET, Knob, Mebibytes,
+    BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET, Knob, Mebibytes,
     NamedVolume, NetworkPlan, ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs,
     env,
 };

@@ -398,6 +398,22 @@ pub struct NamedVolume {
     pub purpose: &'static str,
 }
 
+/// Where the stack CA lives. Its key is only in the proxy's own volume; its certificate
+/// is also in a second volume that the proxy writes and the sandbox mounts read-only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaVolumes {
+    /// The volume with the key and certificate (`proxy-ca`), mounted by the proxy only.
+    pub private: &'static str,
+    /// Where the proxy mounts it.
+    pub private_target: &'static str,
+    /// The volume with the certificate alone (`ca-public`).
+    pub public: &'static str,
+    /// Where the proxy mounts it (read-write: it exports the certificate there).
+    pub public_in_proxy: &'static str,
+    /// Where the sandbox mounts it, read-only.
+    pub public_in_sandbox: &'static str,
+}
+
 /// The SSH entry point for IDEs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshSettings {
@@ -440,6 +456,13 @@ pub struct Stack {
     pub default_domains: Knob<&'static str>,
     /// The DNS upstream passed to the proxy (`SAFE_AI_DNS_UPSTREAM`).
     pub dns_upstream: Knob<IpAddr>,
+    /// The stack CA's volumes.
+    pub ca: CaVolumes,
+    /// A PEM file on the host with extra CAs the proxy trusts for upstream certificates
+    /// (`SAFE_AI_UPSTREAM_CA`; `/dev/null`, an empty file, means none).
+    pub upstream_ca: Knob<&'static str>,
+    /// Where the proxy sees that file.
+    pub upstream_ca_target: &'static str,
 }
 
 impl Default for Stack {
@@ -554,6 +577,15 @@ impl Default for Stack {
                 "SAFE_AI_DNS_UPSTREAM",
                 IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)),
             ),
+            ca: CaVolumes {
+                private: "proxy-ca",
+                private_target: "/var/lib/safe-ai/ca",
+                public: "ca-public",
+                public_in_proxy: "/var/lib/safe-ai/ca-public",
+                public_in_sandbox: "/etc/safe-ai/ca",
+            },
+            upstream_ca: knob("SAFE_AI_UPSTREAM_CA", "/dev/null"),
+            upstream_ca_target: "/etc/safe-ai/upstream-ca.pem",
         }
     }
 }
