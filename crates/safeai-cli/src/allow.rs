@@ -92,8 +92,8 @@ pub fn allow(domains: &[String], path: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
-/// The text with one `- domain` line per new domain after line `after` (1-based, the last
-/// entry), indented like it; or a new `domains:` list when the file has no entries.
+/// The text with one `- domain` line per new domain after the entry starting on line
+/// `after` (1-based, the last entry; a map entry may go on over more lines), indented like it; or a new `domains:` list when the file has no entries.
 /// `None` for a flow-style list, which cannot be extended line by line.
 fn insert(text: &str, after: Option<usize>, new: &[Domain]) -> Option<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -105,8 +105,17 @@ fn insert(text: &str, after: Option<usize>, new: &[Domain]) -> Option<String> {
                 return None;
             }
             let indent = entry[..dash].to_owned();
+            // An entry written as a block map goes on over the lines indented past its dash.
+            let end = line
+                + lines[line..]
+                    .iter()
+                    .take_while(|l| {
+                        let depth = l.len() - l.trim_start().len();
+                        !l.trim().is_empty() && depth > dash
+                    })
+                    .count();
             let added = new.iter().map(|d| format!("{indent}- {d}"));
-            let tail = lines.split_off(line);
+            let tail = lines.split_off(end);
             lines.extend(added);
             lines.extend(tail);
         }
@@ -150,6 +159,20 @@ mod tests {
         assert_eq!(
             insert("", None, &[d("a.com")]).unwrap(),
             "domains:\n  - a.com\n"
+        );
+    }
+
+    #[test]
+    fn inserts_after_a_map_entry_and_its_option_lines() {
+        let text = "domains:\n  - domain: ssh.github.com\n    tunnel: opaque\n# end\n";
+        assert_eq!(
+            insert(text, Some(2), &[d("pypi.org")]).unwrap(),
+            "domains:\n  - domain: ssh.github.com\n    tunnel: opaque\n  - pypi.org\n# end\n"
+        );
+        let text = "domains:\n  - {domain: ssh.github.com, tunnel: opaque}\n";
+        assert_eq!(
+            insert(text, Some(2), &[d("pypi.org")]).unwrap(),
+            "domains:\n  - {domain: ssh.github.com, tunnel: opaque}\n  - pypi.org\n"
         );
     }
 

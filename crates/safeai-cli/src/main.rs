@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use safeai_core::{Artifacts, ProxySettings, Stack};
-use safeai_policy::{Checked, Env, Source, check, render as render_diagnostics};
+use safeai_policy::{Checked, Env, Source, Tunnel, check, render as render_diagnostics};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -306,13 +306,17 @@ fn run(command: Command) -> Result<(), Failed> {
                 let checked = load(&allowlist)?;
                 let width = checked
                     .allowlist
-                    .domains()
-                    .map(|d| d.as_str().len())
+                    .entries()
+                    .map(|e| e.domain.as_str().len())
                     .max()
                     .unwrap_or(0);
                 let mut out = String::new();
                 for e in checked.allowlist.entries() {
-                    out.push_str(&format!("{:width$}  {}\n", e.domain.as_str(), e.origin));
+                    out.push_str(&format!("{:width$}  {}", e.domain.as_str(), e.origin));
+                    if e.tunnel == Tunnel::Opaque {
+                        out.push_str("  (opaque tunnel)");
+                    }
+                    out.push('\n');
                 }
                 out.push_str(&format!("{} domains allowed\n", checked.allowlist.len()));
                 print(&out)

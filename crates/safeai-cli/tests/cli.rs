@@ -168,7 +168,31 @@ fn check_lists_the_merged_allowlist_with_provenance() {
     assert_eq!(doc["valid"], true);
     assert_eq!(doc["domains"][0]["domain"], "github.com");
     assert_eq!(doc["domains"][0]["origin"], "list.yaml:2:5");
+    assert_eq!(doc["domains"][0]["tunnel"], "tls");
     assert_eq!(doc["diagnostics"][0]["code"], "covered");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_marks_opaque_entries() {
+    let dir = scratch("opaque");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "domains:\n  - github.com\n  - {domain: ssh.github.com, tunnel: opaque}\n",
+    )
+    .unwrap();
+    let out = safeai(&dir, &["check"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "github.com      allowlist.yaml:2:5\n\
+         ssh.github.com  allowlist.yaml:3:5  (opaque tunnel)\n\
+         2 domains allowed\n"
+    );
+    let out = safeai(&dir, &["check", "--format", "json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["domains"][1]["domain"], "ssh.github.com");
+    assert_eq!(doc["domains"][1]["tunnel"], "opaque");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -8,25 +8,42 @@ use serde::Serialize;
 use crate::Origin;
 use crate::diagnostic::{Diagnostic, Warning, render};
 use crate::domain::Domain;
+use crate::options::Tunnel;
 use crate::source::{self, Source};
 
-/// The set of allowed domains, each standing for itself and its subdomains.
+/// The set of allowed domains, each standing for itself and its subdomains, with what
+/// may travel inside a CONNECT to it.
 ///
-/// Normalized: no entry covers another, and iteration is in name order, so every
-/// artifact rendered from it is byte-identical for the same input.
+/// Normalized (see [`Allowlist::normalize`]): no entry is made redundant by another,
+/// and iteration is in name order, so every artifact rendered from it is byte-identical
+/// for the same input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowlist {
-    /// Sorted by domain, no duplicates, no entry covering another.
-    entries: Vec<(Domain, Origin)>,
+    /// Sorted by domain, no duplicates, no entry covered by a broader one that allows
+    /// at least as much.
+    entries: Vec<Kept>,
+    /// Indices into `entries` of the names no other entry covers, whatever its tunnel.
+    names: Vec<usize>,
+    /// Indices into `entries` of the opaque entries.
+    opaque: Vec<usize>,
 }
 
-/// A domain of the allowlist with the place it was first listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Kept {
+    domain: Domain,
+    tunnel: Tunnel,
+    origin: Origin,
+}
+
+/// A domain of the allowlist with its options and the place it was first listed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Entry<'a> {
     /// The domain.
     pub domain: &'a Domain,
     /// Where it was listed.
     pub origin: &'a Origin,
+    /// What may travel inside a CONNECT to it.
+    pub tunnel: Tunnel,
 }
 
 /// A usable allowlist and the warnings and notes found on the way.
@@ -71,25 +88,23 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
     let mut valid = Vec::new();
     for src in sources {
         for raw in source::read(src, &mut diagnostics) {
-            let text = match raw.text {
-                Ok(text) => text,
-                Err(e) => {
-                    diagnostics.push(Diagnostic::error(raw.origin, e));
-                    continue;
-                }
-            };
-            match Domain::parse(&text) {
-                Ok(v) => {
+            // The name's findings first: the entry's position comes before its options'.
+            match raw.text.map(|text| Domain::parse(&text)) {
+                Ok(Ok(v)) => {
                     for w in v.warnings {
                         diagnostics.push(Diagnostic::warning(Some(raw.origin.clone()), w));
                     }
-                    valid.push((v.domain, raw.origin));
+                    valid.push((v.domain, raw.tunnel, raw.origin));
                 }
-                Err(errors) => {
+                Ok(Err(errors)) => {
                     for e in errors {
                         diagnostics.push(Diagnostic::error(raw.origin.clone(), e));
                     }
                 }
+                Err(e) => diagnostics.push(Diagnostic::error(raw.origin, e)),
+            }
+            for (origin, e) in raw.problems {
+                diagnostics.push(Diagnostic::error(origin, e));
             }
         }
     }
@@ -111,108 +126,180 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
 }
 
 impl Allowlist {
-    /// Builds an allowlist from validated domains: duplicates and entries covered by a
-    /// broader one are dropped, each with a warning; the first listing of a domain wins.
+    /// Builds an allowlist from validated domains, each with its tunnel. The rules, all
+    /// order-independent and idempotent:
+    ///
+    /// - Duplicates of a domain become one entry with the most permissive tunnel of
+    ///   them (opaque if any says opaque) and the origin of the first listing; each
+    ///   later listing gets a [`Warning::Duplicate`].
+    /// - An entry under a broader one (a parent domain) is dropped with a
+    ///   [`Warning::Covered`] only when the broader one allows at least as much
+    ///   ([`Tunnel::covers`]): an opaque parent covers every child, a TLS parent only TLS
+    ///   children. An opaque child of a TLS parent (`ssh.github.com` under `github.com`)
+    ///   stays: it widens the parent for that name.
+    ///
+    /// What a host may do is unchanged by it: [`Allowlist::allows`] and
+    /// [`Allowlist::tunnel`] answer as they would over the entries as listed.
     pub fn normalize(
-        domains: impl IntoIterator<Item = (Domain, Origin)>,
+        domains: impl IntoIterator<Item = (Domain, Tunnel, Origin)>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Allowlist {
         // Sorting by name (stable, so the first listing of a duplicate stays first) puts
         // duplicates side by side and lets the map be built in one pass.
-        let mut sorted: Vec<(Domain, Origin)> = domains.into_iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(Domain, Origin)> = Vec::with_capacity(sorted.len());
-        for (domain, origin) in sorted {
-            match unique.last() {
-                Some((last, first)) if *last == domain => {
-                    let first = first.clone();
+        let mut sorted: Vec<Kept> = domains
+            .into_iter()
+            .map(|(domain, tunnel, origin)| Kept {
+                domain,
+                tunnel,
+                origin,
+            })
+            .collect();
+        sorted.sort_by(|a, b| a.domain.cmp(&b.domain));
+        let mut unique: Vec<Kept> = Vec::with_capacity(sorted.len());
+        for entry in sorted {
+            match unique.last_mut() {
+                Some(first) if first.domain == entry.domain => {
+                    first.tunnel = first.tunnel.max(entry.tunnel);
                     diagnostics.push(Diagnostic::warning(
-                        Some(origin),
-                        Warning::Duplicate { domain, first },
+                        Some(entry.origin),
+                        Warning::Duplicate {
+                            domain: entry.domain,
+                            first: first.origin.clone(),
+                        },
                     ));
                 }
-                _ => unique.push((domain, origin)),
+                _ => unique.push(entry),
             }
         }
 
-        // A name is covered when one of its proper parents is listed: one lookup per label.
+        // A name's proper parents: one lookup per label, the broadest first.
         let index: HashMap<&str, usize> = unique
             .iter()
             .enumerate()
-            .map(|(i, (d, _))| (d.as_str(), i))
+            .map(|(i, e)| (e.domain.as_str(), i))
             .collect();
+        let parents = |name: &'_ str| {
+            name.rmatch_indices('.')
+                .filter_map(|(i, _)| index.get(&name[i + 1..]).copied())
+                .collect::<Vec<usize>>()
+        };
+        let any_opaque = unique.iter().any(|e| e.tunnel == Tunnel::Opaque);
         let covered: Vec<Option<usize>> = unique
             .iter()
-            .map(|(domain, _)| {
-                let name = domain.as_str();
-                // From the right: the broadest listed parent comes first, and it is the one kept.
-                name.rmatch_indices('.')
-                    .find_map(|(i, _)| index.get(&name[i + 1..]).copied())
+            .map(|entry| {
+                let name = entry.domain.as_str();
+                if !any_opaque {
+                    // Every parent covers: stop at the first (broadest), with no Vec.
+                    return name
+                        .rmatch_indices('.')
+                        .find_map(|(i, _)| index.get(&name[i + 1..]).copied());
+                }
+                // The broadest parent that allows as much is kept itself: anything
+                // broader that covered it would allow as much too and be found first.
+                parents(name)
+                    .into_iter()
+                    .find(|&p| unique[p].tunnel.covers(entry.tunnel))
             })
             .collect();
+        // The renderers' names: an opaque entry kept under a TLS parent is inside it.
+        let inside_kept: Vec<bool> = if any_opaque {
+            unique
+                .iter()
+                .map(|entry| {
+                    parents(entry.domain.as_str())
+                        .iter()
+                        .any(|&p| covered[p].is_none())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         drop(index);
         for (i, cover) in covered.iter().enumerate() {
             if let Some(&c) = cover.as_ref() {
-                let (by, at) = unique[c].clone();
                 diagnostics.push(Diagnostic::warning(
-                    Some(unique[i].1.clone()),
+                    Some(unique[i].origin.clone()),
                     Warning::Covered {
-                        domain: unique[i].0.clone(),
-                        by,
-                        at,
+                        domain: unique[i].domain.clone(),
+                        by: unique[c].domain.clone(),
+                        at: unique[c].origin.clone(),
                     },
                 ));
             }
         }
-        let entries = unique
-            .into_iter()
-            .zip(covered)
-            .filter_map(|(entry, cover)| cover.is_none().then_some(entry))
-            .collect();
-        Allowlist { entries }
+        let mut allowlist = Allowlist::default();
+        for (i, entry) in unique.into_iter().enumerate() {
+            if covered[i].is_some() {
+                continue;
+            }
+            let at = allowlist.entries.len();
+            if !inside_kept.get(i).copied().unwrap_or(false) {
+                allowlist.names.push(at);
+            }
+            if entry.tunnel == Tunnel::Opaque {
+                allowlist.opaque.push(at);
+            }
+            allowlist.entries.push(entry);
+        }
+        allowlist
     }
 
     /// Whether a request to `host` is allowed, with Squid's `dstdomain .example.com`
     /// semantics: the name or any subdomain, case-insensitive, trailing dot ignored.
     pub fn allows(&self, host: &str) -> bool {
+        self.tunnel(host).is_some()
+    }
+
+    /// What may travel inside a CONNECT to `host`: `None` when it is not allowed,
+    /// [`Tunnel::Opaque`] when an opaque entry covers it (the name or a parent, matched
+    /// as [`Allowlist::allows`] does), else [`Tunnel::Tls`].
+    pub fn tunnel(&self, host: &str) -> Option<Tunnel> {
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
         if host.is_empty() {
-            return false;
+            return None;
         }
+        // The most specific entry decides: an opaque entry above a TLS one would have
+        // covered it, so only TLS entries can have a wider entry above them.
         let mut candidate = host.as_str();
         loop {
-            if self.position(candidate).is_ok() {
-                return true;
+            if let Ok(i) = self.position(candidate) {
+                return Some(self.entries[i].tunnel);
             }
             match candidate.split_once('.') {
                 Some((_, parent)) => candidate = parent,
-                None => return false,
+                None => return None,
             }
         }
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(d, _)| d.as_str().cmp(name))
-    }
-
-    /// The domains, in name order.
-    pub fn domains(&self) -> impl ExactSizeIterator<Item = &Domain> {
-        self.entries.iter().map(|(d, _)| d)
-    }
-
-    /// The domains with their origins, in name order.
-    pub fn entries(&self) -> impl ExactSizeIterator<Item = Entry<'_>> {
         self.entries
-            .iter()
-            .map(|(domain, origin)| Entry { domain, origin })
+            .binary_search_by(|e| e.domain.as_str().cmp(name))
     }
 
-    /// TEMPORARY stub until the tunnel options land.
-    pub fn opaque_domains(&self) -> impl Iterator<Item = &Domain> {
-        std::iter::empty()
+    /// The names no other entry covers, whatever the tunnels, in name order: what an
+    /// allowlist of names alone (Squid's `dstdomain` ACL, dnsmasq's servers) needs, with
+    /// no entry overlapping another.
+    pub fn domains(&self) -> impl ExactSizeIterator<Item = &Domain> {
+        self.names.iter().map(|&i| &self.entries[i].domain)
     }
 
-    /// How many domains (after normalization).
+    /// The names marked `tunnel: opaque`, in name order; none covers another.
+    pub fn opaque_domains(&self) -> impl ExactSizeIterator<Item = &Domain> {
+        self.opaque.iter().map(|&i| &self.entries[i].domain)
+    }
+
+    /// Every kept entry with its tunnel and origin, in name order: an opaque entry under
+    /// a TLS one is listed too.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = Entry<'_>> {
+        self.entries.iter().map(|e| Entry {
+            domain: &e.domain,
+            origin: &e.origin,
+            tunnel: e.tunnel,
+        })
+    }
+
+    /// How many entries (after normalization).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -220,5 +307,125 @@ impl Allowlist {
     /// Whether nothing is allowed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[(&str, Tunnel)]) -> (Allowlist, Vec<Diagnostic>) {
+        let mut diagnostics = Vec::new();
+        let a = Allowlist::normalize(
+            entries.iter().enumerate().map(|(index, &(name, tunnel))| {
+                (
+                    Domain::parse(name).unwrap().domain,
+                    tunnel,
+                    Origin::Code { index },
+                )
+            }),
+            &mut diagnostics,
+        );
+        (a, diagnostics)
+    }
+
+    fn names<'a>(domains: impl Iterator<Item = &'a Domain>) -> Vec<&'a str> {
+        domains.map(Domain::as_str).collect()
+    }
+
+    fn codes(diagnostics: &[Diagnostic]) -> Vec<&'static str> {
+        diagnostics.iter().map(Diagnostic::code).collect()
+    }
+
+    use Tunnel::{Opaque, Tls};
+
+    #[test]
+    fn an_opaque_exception_under_a_tls_parent_is_kept() {
+        let (a, d) = list(&[("github.com", Tls), ("ssh.github.com", Opaque)]);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(a.len(), 2);
+        assert_eq!(names(a.domains()), ["github.com"]);
+        assert_eq!(names(a.opaque_domains()), ["ssh.github.com"]);
+        assert_eq!(a.tunnel("ssh.github.com"), Some(Opaque));
+        assert_eq!(a.tunnel("a.SSH.github.com."), Some(Opaque));
+        assert_eq!(a.tunnel("github.com"), Some(Tls));
+        assert_eq!(a.tunnel("api.github.com"), Some(Tls));
+        assert_eq!(a.tunnel("xssh.github.com"), Some(Tls));
+        assert_eq!(a.tunnel("gitlab.com"), None);
+        assert_eq!(a.tunnel(""), None);
+    }
+
+    #[test]
+    fn an_opaque_parent_covers_tls_and_opaque_children() {
+        let (a, d) = list(&[
+            ("github.com", Opaque),
+            ("api.github.com", Tls),
+            ("ssh.github.com", Opaque),
+        ]);
+        assert_eq!(codes(&d), ["covered", "covered"]);
+        assert_eq!(names(a.entries().map(|e| e.domain)), ["github.com"]);
+        assert_eq!(names(a.domains()), ["github.com"]);
+        assert_eq!(names(a.opaque_domains()), ["github.com"]);
+        assert_eq!(a.tunnel("api.github.com"), Some(Opaque));
+    }
+
+    #[test]
+    fn a_tls_parent_covers_only_tls_children() {
+        let (a, d) = list(&[
+            ("example.com", Tls),
+            ("a.example.com", Tls),
+            ("b.example.com", Opaque),
+            ("x.b.example.com", Tls),
+            ("y.b.example.com", Opaque),
+        ]);
+        // x.b is covered by example.com already (TLS covers TLS); y.b by b (opaque).
+        assert_eq!(codes(&d), ["covered", "covered", "covered"]);
+        assert_eq!(
+            names(a.entries().map(|e| e.domain)),
+            ["b.example.com", "example.com"]
+        );
+        assert_eq!(names(a.domains()), ["example.com"]);
+        assert_eq!(names(a.opaque_domains()), ["b.example.com"]);
+        assert_eq!(a.tunnel("x.b.example.com"), Some(Opaque));
+    }
+
+    #[test]
+    fn duplicates_keep_the_widest_tunnel_and_the_first_origin() {
+        for order in [[Tls, Opaque], [Opaque, Tls]] {
+            let (a, d) = list(&[("pypi.org", order[0]), ("pypi.org", order[1])]);
+            assert_eq!(codes(&d), ["duplicate"]);
+            let entries: Vec<Entry<'_>> = a.entries().collect();
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].tunnel, Opaque);
+            assert_eq!(entries[0].origin, &Origin::Code { index: 0 });
+        }
+        let (a, _) = list(&[("pypi.org", Tls), ("pypi.org", Tls)]);
+        assert_eq!(a.tunnel("pypi.org"), Some(Tls));
+        assert_eq!(a.opaque_domains().len(), 0);
+    }
+
+    #[test]
+    fn plain_sources_are_tls() {
+        let checked = check(&[
+            Source::Code(vec!["a.example.com".into()]),
+            Source::List {
+                var: "V".into(),
+                value: "b.example.com".into(),
+            },
+            Source::Yaml {
+                name: "f".into(),
+                text: "domains: [c.example.com]".into(),
+            },
+        ])
+        .unwrap();
+        assert!(checked.allowlist.entries().all(|e| e.tunnel == Tls));
+    }
+
+    #[test]
+    fn entries_serialize_their_tunnel() {
+        let (a, _) = list(&[("ssh.github.com", Opaque)]);
+        let e = a.entries().next().unwrap();
+        let yaml = serde_yaml::to_string(&e).unwrap();
+        assert!(yaml.contains("tunnel: opaque"), "{yaml}");
     }
 }

@@ -168,10 +168,46 @@ pub enum Error {
         /// The entry.
         input: String,
     },
-    /// An entry that is not a string (a number, a map, null, a list).
+    /// An entry that is neither a string nor a map (a number, a boolean, null, a list).
     #[error("entry is {found}, not a domain name")]
     NotAString {
         /// What was found, with its article: `a number`, `null`.
+        found: &'static str,
+        /// The value as YAML would print it, for the hint.
+        shown: String,
+    },
+    /// A key other than `domain` and `tunnel` in an entry written as a map (`tunel: opaque`).
+    #[error(
+        "unknown key {} in an entry; the keys are `domain` and `tunnel`",
+        Found(found, key)
+    )]
+    UnknownOption {
+        /// What the key is, with its article: `a string`, `a list`.
+        found: &'static str,
+        /// The key as written, when it is a scalar.
+        key: String,
+    },
+    /// `domain` or `tunnel` given twice in one entry.
+    #[error("`{key}` is given twice in one entry")]
+    RepeatedKey {
+        /// The key.
+        key: &'static str,
+    },
+    /// A `tunnel` other than `tls` or `opaque`, or not a string.
+    #[error("`tunnel` is {}; it takes `tls` or `opaque`", Found(found, shown))]
+    BadTunnel {
+        /// What the value is, with its article.
+        found: &'static str,
+        /// The value as written, when it is a scalar.
+        shown: String,
+    },
+    /// An entry written as a map without a `domain` key.
+    #[error("entry has no `domain` key")]
+    EntryWithoutDomain,
+    /// The `domain` of an entry written as a map is not a string.
+    #[error("`domain` is {found}, not a domain name")]
+    DomainNotAString {
+        /// What was found, with its article.
         found: &'static str,
         /// The value as YAML would print it, for the hint.
         shown: String,
@@ -258,6 +294,22 @@ impl Error {
             Error::NotAString { shown, .. } => {
                 format!("quote it if it is meant as a name: \"{shown}\"")
             }
+            Error::UnknownOption { .. } => {
+                "an entry is a name or a map of `domain` and `tunnel`: `{domain: example.com, tunnel: opaque}`".into()
+            }
+            Error::RepeatedKey { .. } => "keep one of them: one entry names one domain with its options".into(),
+            Error::BadTunnel { .. } => {
+                "write `tunnel: tls` (the default: TLS naming the host) or `tunnel: opaque` (any bytes, unchecked)".into()
+            }
+            Error::EntryWithoutDomain => {
+                "name the domain the options are for: `{domain: example.com, tunnel: opaque}`".into()
+            }
+            Error::DomainNotAString { shown, .. } if shown.is_empty() => {
+                "write one domain name, as a string: `domain: example.com`".into()
+            }
+            Error::DomainNotAString { shown, .. } => {
+                format!("quote it if it is meant as a name: \"{shown}\"")
+            }
             Error::WrongShape { .. } => "write a list: `domains: [github.com]` or one `- github.com` per line".into(),
             Error::Yaml { .. } => "the file has one key, `domains`, holding a list of names".into(),
             Error::TooComplex { .. } => "write the list out without YAML aliases".into(),
@@ -289,6 +341,11 @@ impl Error {
             Error::InvalidPunycode { .. } => "invalid-punycode",
             Error::InvalidUnicode { .. } => "invalid-unicode",
             Error::NotAString { .. } => "not-a-string",
+            Error::UnknownOption { .. } => "unknown-option",
+            Error::RepeatedKey { .. } => "repeated-key",
+            Error::BadTunnel { .. } => "bad-tunnel",
+            Error::EntryWithoutDomain => "entry-without-domain",
+            Error::DomainNotAString { .. } => "domain-not-a-string",
             Error::WrongShape { .. } => "wrong-shape",
             Error::Yaml { .. } => "yaml",
             Error::TooComplex { .. } => "too-complex",
@@ -415,6 +472,21 @@ impl fmt::Display for Shown<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Shows a YAML value in a message: a scalar as written (escaped, in backticks), anything
+/// else by what it is (`a list`).
+struct Found<'a>(&'a str, &'a str);
+
+impl fmt::Display for Found<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Found(found, shown) = *self;
+        if shown.is_empty() && found != "a string" {
+            f.write_str(found)
+        } else {
+            write!(f, "`{}`", Shown(shown))
+        }
     }
 }
 

@@ -22,12 +22,14 @@
 mod allowlist;
 mod diagnostic;
 mod domain;
+mod options;
 mod origin;
 mod source;
 
 pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};
 pub use diagnostic::{Diagnostic, Error, Finding, Severity, Warning, render};
 pub use domain::{Domain, Validated};
+pub use options::Tunnel;
 pub use origin::{Origin, Position};
 pub use source::{
     ALLOWLIST_VAR, DEFAULT_ALLOWLIST_PATH, DEFAULT_DOMAINS_VAR, Env, MAX_FILE_BYTES, Source,

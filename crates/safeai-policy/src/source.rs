@@ -12,6 +12,7 @@ use yaml_rust2::scanner::Marker;
 
 use crate::Origin;
 use crate::diagnostic::{Diagnostic, Error, Warning};
+use crate::options::Tunnel;
 
 /// The variable holding the path of the allowlist file.
 pub const ALLOWLIST_VAR: &str = "SAFE_AI_ALLOWLIST";
@@ -100,8 +101,26 @@ impl Source {
 /// An entry before validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RawEntry {
+    /// The name to validate, or why there is none.
     pub text: Result<String, Error>,
+    pub tunnel: Tunnel,
+    /// Where the entry starts: the name's errors and the kept entry point here.
     pub origin: Origin,
+    /// Problems with the entry's options, each at its own key or value (empty, without
+    /// allocating, for a plain name).
+    pub problems: Vec<(Origin, Error)>,
+}
+
+impl RawEntry {
+    /// A plain name: the default tunnel, no options.
+    fn name(text: String, origin: Origin) -> RawEntry {
+        RawEntry {
+            text: Ok(text),
+            tunnel: Tunnel::Tls,
+            origin,
+            problems: Vec::new(),
+        }
+    }
 }
 
 /// Reads one source. Problems with the source itself (missing file, bad YAML) go to
@@ -130,10 +149,7 @@ pub(crate) fn read(source: &Source, diagnostics: &mut Vec<Diagnostic>) -> Vec<Ra
         Source::Code(domains) => domains
             .iter()
             .enumerate()
-            .map(|(index, d)| RawEntry {
-                text: Ok(d.clone()),
-                origin: Origin::Code { index },
-            })
+            .map(|(index, d)| RawEntry::name(d.clone(), Origin::Code { index }))
             .collect(),
     }
 }
@@ -169,12 +185,12 @@ fn read_list(var: &str, value: &str) -> Vec<RawEntry> {
         .enumerate()
         .filter_map(|(index, item)| {
             let item = item.trim();
-            (!item.is_empty()).then(|| RawEntry {
-                text: Ok(item.to_owned()),
-                origin: Origin::Env {
+            (!item.is_empty()).then(|| {
+                let origin = Origin::Env {
                     var: var.to_owned(),
                     index,
-                },
+                };
+                RawEntry::name(item.to_owned(), origin)
             })
         })
         .collect()
@@ -218,17 +234,80 @@ fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<R
             return Vec::new();
         }
     };
+    // The fields of map entries, in file order, matched to entries by their item index.
+    let mut fields = marks.fields.iter().peekable();
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| RawEntry {
-            origin: origin_at(marks.items.get(i).copied()),
-            text: match item {
-                Item::Name(s) => Ok(s),
-                Item::Other { found, shown } => Err(Error::NotAString { found, shown }),
-            },
+        .map(|(i, item)| {
+            let origin = origin_at(marks.items.get(i).copied());
+            match item {
+                Item::Name(s) => RawEntry::name(s, origin),
+                Item::Other { found, shown } => RawEntry {
+                    text: Err(Error::NotAString { found, shown }),
+                    tunnel: Tunnel::Tls,
+                    origin,
+                    problems: Vec::new(),
+                },
+                Item::Map(map) => {
+                    let mut at: Vec<&FieldMarks> = Vec::new();
+                    while let Some(f) = fields.next_if(|f| f.item <= i) {
+                        if f.item == i {
+                            at.push(f);
+                        }
+                    }
+                    map_entry(map, origin, &at, &origin_at)
+                }
+            }
         })
         .collect()
+}
+
+/// An entry written as a map, with each problem at its key or value (`fields`, by the
+/// key's index in the map; without a mark, as for an alias, at the entry's `origin`).
+fn map_entry(
+    map: EntryMap,
+    origin: Origin,
+    fields: &[&FieldMarks],
+    origin_at: &impl Fn(Option<Marker>) -> Origin,
+) -> RawEntry {
+    let key_at = |k: usize| {
+        fields
+            .get(k)
+            .map_or(origin.clone(), |f| origin_at(Some(f.key)))
+    };
+    let value_at = |k: usize| {
+        fields
+            .get(k)
+            .map_or(origin.clone(), |f| origin_at(Some(f.value)))
+    };
+    let mut problems = Vec::new();
+    for (k, found, key) in map.unknown {
+        problems.push((key_at(k), Error::UnknownOption { found, key }));
+    }
+    for (k, key) in map.repeated {
+        problems.push((key_at(k), Error::RepeatedKey { key }));
+    }
+    let tunnel = match map.tunnel {
+        None => Tunnel::Tls,
+        Some((_, Ok(t))) => t,
+        Some((k, Err((found, shown)))) => {
+            problems.push((value_at(k), Error::BadTunnel { found, shown }));
+            Tunnel::Tls
+        }
+    };
+    problems.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = match map.domain {
+        Some(Ok(name)) => Ok(name),
+        Some(Err((found, shown))) => Err(Error::DomainNotAString { found, shown }),
+        None => Err(Error::EntryWithoutDomain),
+    };
+    RawEntry {
+        text,
+        tunnel,
+        origin,
+        problems,
+    }
 }
 
 /// The value of `domains`: a list, null, or the wrong shape (reported, not a parse error).
@@ -238,10 +317,45 @@ enum Domains {
     Other(&'static str),
 }
 
-/// One item of the list: a name, or something else to report.
+/// One item of the list: a name, a name with options, or something else to report.
 enum Item {
     Name(String),
+    Map(EntryMap),
     Other { found: &'static str, shown: String },
+}
+
+/// A value that is not what it should be: what it is (`a number`) and, for a scalar,
+/// its text.
+type Misfit = (&'static str, String);
+
+/// An entry written as a map, as read: every problem kept for reporting, each with the
+/// index of its key in the map (to find its position).
+#[derive(Default)]
+struct EntryMap {
+    /// `domain`: the name, or what was found instead.
+    domain: Option<Result<String, Misfit>>,
+    /// `tunnel`, with its key's index.
+    tunnel: Option<(usize, Result<Tunnel, Misfit>)>,
+    /// Keys that are not `domain` or `tunnel`: index, what the key is, its text.
+    unknown: Vec<(usize, &'static str, String)>,
+    /// Keys given again (the last one is used, and reported): index, key.
+    repeated: Vec<(usize, &'static str)>,
+}
+
+/// A scalar where one is expected, or what was found instead. Nested values are skipped
+/// without being built.
+enum Scalar {
+    Str(String),
+    Other(Misfit),
+}
+
+impl Scalar {
+    fn into_result(self) -> Result<String, Misfit> {
+        match self {
+            Scalar::Str(s) => Ok(s),
+            Scalar::Other(m) => Err(m),
+        }
+    }
 }
 
 /// Visits a YAML node and records what it is, without building a `serde_yaml::Value`
@@ -259,13 +373,6 @@ macro_rules! visit_scalars {
         }
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<$ty, E> {
             Ok($wrap("a number", v.to_string()))
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
-            while map
-                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                .is_some()
-            {}
-            Ok($wrap("a map", String::new()))
         }
         fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<$ty, A::Error> {
             use serde::de::VariantAccess;
@@ -303,7 +410,88 @@ impl<'de> Deserialize<'de> for Item {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(other("a list", String::new()))
             }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let mut entry = EntryMap::default();
+                let mut k = 0;
+                while let Some(key) = map.next_key::<Scalar>()? {
+                    match key {
+                        Scalar::Str(key) if key == "domain" => {
+                            if entry.domain.is_some() {
+                                entry.repeated.push((k, "domain"));
+                            }
+                            entry.domain = Some(map.next_value::<Scalar>()?.into_result());
+                        }
+                        Scalar::Str(key) if key == "tunnel" => {
+                            if entry.tunnel.is_some() {
+                                entry.repeated.push((k, "tunnel"));
+                            }
+                            let value = map.next_value::<Scalar>()?.into_result();
+                            let tunnel = value.and_then(|v| match Tunnel::from_name(&v) {
+                                Some(t) => Ok(t),
+                                None => Err(("a string", v)),
+                            });
+                            entry.tunnel = Some((k, tunnel));
+                        }
+                        key => {
+                            let (found, key) = match key {
+                                Scalar::Str(key) => ("a string", key),
+                                Scalar::Other(misfit) => misfit,
+                            };
+                            entry.unknown.push((k, found, key));
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                    k += 1;
+                }
+                Ok(Item::Map(entry))
+            }
             visit_scalars!(Item, other);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct V;
+        fn other(found: &'static str, shown: String) -> Scalar {
+            Scalar::Other((found, shown))
+        }
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(other("null", String::new()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(other("null", String::new()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(other("a list", String::new()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Scalar, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(other("a map", String::new()))
+            }
+            visit_scalars!(Scalar, other);
         }
         d.deserialize_any(V)
     }
@@ -339,6 +527,16 @@ impl<'de> Deserialize<'de> for Domains {
                 }
                 Ok(Domains::List(items))
             }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Domains, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Domains::Other("a map"))
+            }
             visit_scalars!(Domains, other);
         }
         d.deserialize_any(V)
@@ -364,13 +562,20 @@ fn yaml_error(name: &str, e: &serde_yaml::Error) -> Diagnostic {
     Diagnostic::error(origin, error)
 }
 
-/// The start of the `domains` value and of each of its items, from parser events.
+/// The start of the `domains` value, of each of its items, and of the keys and values
+/// of items that are maps, from parser events.
 /// Only called after serde accepted the document, so the shapes agree; if they ever
 /// did not, entries fall back to the file's name without a position.
 #[derive(Default)]
 struct EntryMarks {
     domains_value: Option<Marker>,
     items: Vec<Marker>,
+    /// The fields of map items, in file order.
+    fields: Vec<FieldMarks>,
+    /// The current item is a map: the nodes one level down are its keys and values.
+    item_is_map: bool,
+    /// The key of the current item's field whose value comes next.
+    pending_key: Option<Marker>,
     depth: usize,
     /// Depth 1 is the top mapping; true when the next depth-1 node is a key.
     expect_key: bool,
@@ -378,6 +583,14 @@ struct EntryMarks {
     at_domains: bool,
     /// Inside the `domains` sequence, at this depth.
     in_domains: Option<usize>,
+}
+
+/// Where one `key: value` of a map item is.
+struct FieldMarks {
+    /// The item's index in `domains`.
+    item: usize,
+    key: Marker,
+    value: Marker,
 }
 
 impl EntryMarks {
@@ -403,6 +616,25 @@ impl MarkedEventReceiver for EntryMarks {
             if let Some(d) = self.in_domains {
                 if self.depth == d {
                     self.items.push(mark);
+                    self.item_is_map = matches!(ev, Event::MappingStart(..));
+                    self.pending_key = None;
+                } else if self.depth == d + 1 && self.item_is_map {
+                    match self.pending_key.take() {
+                        None => {
+                            // A block map's start event is marked after its first key;
+                            // the entry starts at that key (a flow map at its `{`).
+                            let item = self.items.len() - 1;
+                            if mark.index() < self.items[item].index() {
+                                self.items[item] = mark;
+                            }
+                            self.pending_key = Some(mark);
+                        }
+                        Some(key) => self.fields.push(FieldMarks {
+                            item: self.items.len() - 1,
+                            key,
+                            value: mark,
+                        }),
+                    }
                 }
             } else if self.depth == 1 {
                 if self.expect_key {

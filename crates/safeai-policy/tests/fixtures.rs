@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use safeai_policy::{Source, check, render};
+use safeai_policy::{Source, Tunnel, check, render};
 
 /// The sources of a fixture directory: `allowlist.yaml`, and `default-domains` as the
 /// value of `SAFE_AI_DEFAULT_DOMAINS` when present.
@@ -29,7 +29,22 @@ fn valid_fixtures() {
             .unwrap_or_else(|r| panic!("{} was rejected:\n{r}", path.display()));
         let mut out = String::from("==== allowlist ====\n");
         for e in checked.allowlist.entries() {
-            out.push_str(&format!("{}  ({})\n", e.domain, e.origin));
+            out.push_str(&format!("{}  ({})", e.domain, e.origin));
+            if e.tunnel != Tunnel::Tls {
+                out.push_str(&format!("  tunnel: {}", e.tunnel.as_str()));
+            }
+            out.push('\n');
+        }
+        // With tunnels, what the renderers read differs from the entries: show it.
+        if checked.allowlist.opaque_domains().len() > 0 {
+            out.push_str("==== domains (no entry covering another) ====\n");
+            for d in checked.allowlist.domains() {
+                out.push_str(&format!("{d}\n"));
+            }
+            out.push_str("==== opaque domains ====\n");
+            for d in checked.allowlist.opaque_domains() {
+                out.push_str(&format!("{d}\n"));
+            }
         }
         out.push_str("==== diagnostics ====\n");
         out.push_str(&render(&checked.diagnostics));

@@ -1,7 +1,7 @@
 //! The laws of the policy, as property tests.
 
 use proptest::prelude::*;
-use safeai_policy::{Allowlist, Domain, Origin, Source, check};
+use safeai_policy::{Allowlist, Domain, Origin, Source, Tunnel, check};
 
 /// Labels from a small alphabet, so that generated names often overlap.
 fn label() -> impl Strategy<Value = String> {
@@ -45,8 +45,79 @@ fn names_of(a: &Allowlist) -> Vec<String> {
     a.domains().map(|d| d.to_string()).collect()
 }
 
+/// Names with tunnels, as a YAML file of map entries (and plain strings for TLS, half the time).
+fn with_tunnels(entries: &[(String, bool)]) -> Allowlist {
+    let mut text = String::from("domains:\n");
+    for (i, (name, opaque)) in entries.iter().enumerate() {
+        match (opaque, i % 2) {
+            (true, _) => text.push_str(&format!("  - {{domain: \"{name}\", tunnel: opaque}}\n")),
+            (false, 0) => text.push_str(&format!("  - \"{name}\"\n")),
+            (false, _) => text.push_str(&format!("  - domain: \"{name}\"\n    tunnel: tls\n")),
+        }
+    }
+    check(&[Source::Yaml {
+        name: "a.yaml".into(),
+        text,
+    }])
+    .unwrap()
+    .allowlist
+}
+
+fn tunnels_of(a: &Allowlist) -> Vec<(String, Tunnel)> {
+    a.entries()
+        .map(|e| (e.domain.to_string(), e.tunnel))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn normalization_keeps_what_each_host_may_do(
+        entries in prop::collection::vec((name(), any::<bool>()), 1..30),
+        hosts in prop::collection::vec(name(), 1..40),
+    ) {
+        let normalized = with_tunnels(&entries);
+        for host in &hosts {
+            // The unnormalized meaning: opaque if any listed opaque name covers the host.
+            let under = |n: &String| host == n || host.ends_with(&format!(".{n}"));
+            let raw = match entries.iter().filter(|(n, _)| under(n)).map(|&(_, o)| o).max() {
+                None => None,
+                Some(true) => Some(Tunnel::Opaque),
+                Some(false) => Some(Tunnel::Tls),
+            };
+            prop_assert_eq!(normalized.tunnel(host), raw, "host {}", host);
+            prop_assert_eq!(normalized.tunnel(&format!("{}.", host.to_uppercase())), raw);
+        }
+        // The renderers' lists never overlap within themselves.
+        for list in [normalized.domains().collect::<Vec<_>>(), normalized.opaque_domains().collect()] {
+            for a in &list {
+                for b in &list {
+                    prop_assert!(a == b || !a.covers(b), "{} covers {}", a, b);
+                }
+            }
+        }
+        // Every allowed host is under a name of `domains()`.
+        for host in &hosts {
+            let under = normalized.domains().any(|d| host == d.as_str() || host.ends_with(&format!(".{d}")));
+            prop_assert_eq!(normalized.allows(host), under, "host {}", host);
+        }
+    }
+
+    #[test]
+    fn normalization_with_tunnels_is_idempotent_and_ignores_order(
+        entries in prop::collection::vec((name(), any::<bool>()), 0..30),
+    ) {
+        let once = with_tunnels(&entries);
+        let again: Vec<(String, bool)> = tunnels_of(&once)
+            .into_iter()
+            .map(|(n, t)| (n, t == Tunnel::Opaque))
+            .collect();
+        prop_assert_eq!(tunnels_of(&with_tunnels(&again)), tunnels_of(&once));
+        let mut reversed = entries.clone();
+        reversed.reverse();
+        prop_assert_eq!(tunnels_of(&with_tunnels(&reversed)), tunnels_of(&once));
+    }
 
     #[test]
     fn normalization_is_idempotent(names in prop::collection::vec(spelling(), 0..30)) {

@@ -49,7 +49,9 @@ fn nested_values_do_not_shift_positions() {
     assert_eq!(
         origins_of_errors(&[yaml(text)]),
         [
+            // The map has no `domain`, and `a` is not a key an entry takes.
             "allowlist.yaml:2:5",
+            "allowlist.yaml:2:6",
             "allowlist.yaml:3:5",
             "allowlist.yaml:5:5"
         ]
@@ -230,6 +232,21 @@ fn a_chain_of_covered_entries_names_the_broadest_parent() {
     assert_eq!(
         shown.matches("covered by `example.com`").count(),
         2,
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_key_given_twice_in_an_entry_is_an_error() {
+    let r = check(&[yaml(
+        "domains:\n  - {domain: a.example.com, tunnel: opaque, tunnel: tls}\n",
+    )])
+    .unwrap_err();
+    let shown = render(&r.diagnostics);
+    assert_eq!(r.diagnostics.len(), 1, "{shown}");
+    assert_eq!(r.diagnostics[0].code(), "repeated-key", "{shown}");
+    assert!(
+        shown.starts_with("error: allowlist.yaml:2:45: `tunnel` is given twice"),
         "{shown}"
     );
 }
