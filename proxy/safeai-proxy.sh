@@ -59,15 +59,17 @@ prepare_ca() {
 run() {
     mkdir -p "$RUN_DIR"
     prepare_ca || exit 1
+    # Paths in the rendered files point at $RUN_DIR; the live files are links into current/
+    # (made first: Squid's parser checks that the error directory exists).
+    local f
+    for f in squid.conf dnsmasq.conf dnsmasq.servers errors; do
+        ln -sfn "current/$f" "$RUN_DIR/$f"
+    done
     if ! render_into "$RUN_DIR/current"; then
         log "the allowlist is invalid: the proxy does not start, so the sandbox has no egress (fail closed). Fix the file and run: docker compose up -d proxy"
         exit 1
     fi
     local conf=$RUN_DIR/current
-    # Paths in the rendered files point at $RUN_DIR; the live files are links into current/.
-    for f in squid.conf dnsmasq.conf dnsmasq.servers errors; do
-        ln -sfn "current/$f" "$RUN_DIR/$f"
-    done
     log "allowlist: $(grep -c '^server=' "$conf/dnsmasq.servers" || true) domains"
 
     # Squid's access log: a pipe it can write as its own user, copied to our stdout. Opened

@@ -119,10 +119,7 @@ fn compose(stack: &Stack) -> dc::Compose {
         bind(s(&stack.upstream_ca), stack.upstream_ca_target, true),
         // The CA's key: in this volume only, which no other service mounts.
         dc::Volumes::Simple(format!("{}:{}", stack.ca.private, stack.ca.private_target)),
-        dc::Volumes::Simple(format!(
-            "{}:{}",
-            stack.ca.public, stack.ca.public_in_proxy
-        )),
+        dc::Volumes::Simple(format!("{}:{}", stack.ca.public, stack.ca.public_in_proxy)),
     ];
     proxy.ports = dc::Ports::Short(vec![format!(
         "{}:{}:{}",

@@ -22,12 +22,12 @@ pub use compose::render_compose;
 pub use proxy::{
     DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, tls_plan,
 };
-pub use tls::render_error_pages;
 pub use stack::{
-    BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET, Knob, Mebibytes,
-    NamedVolume, NetworkPlan, ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs,
-    env,
+    BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
+    Knob, Mebibytes, NamedVolume, NetworkPlan, ProxySettings, Seconds, SecurityProfile,
+    SshSettings, Stack, Tmpfs, env,
 };
+pub use tls::render_error_pages;
 
 /// Errors of the stack model: settings that do not parse.
 #[derive(Debug, thiserror::Error)]

@@ -142,8 +142,7 @@ impl FromStr for ConfigPath {
     fn from_str(s: &str) -> Result<ConfigPath, Error> {
         let ok = s.starts_with('/')
             && s.len() > 1
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
             && !s.split('/').any(|part| part == "..");
         if ok {

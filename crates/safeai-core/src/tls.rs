@@ -125,7 +125,10 @@ impl DenyReason {
 
     /// The name of the page Squid serves for it (a file in the error directory).
     pub fn page_name(self) -> String {
-        format!("ERR_SAFEAI_{}", self.code().replace('-', "_").to_uppercase())
+        format!(
+            "ERR_SAFEAI_{}",
+            self.code().replace('-', "_").to_uppercase()
+        )
     }
 
     /// The ACL that marks a denied CONNECT: it annotates the client connection, so that
@@ -146,60 +149,67 @@ impl DenyReason {
         format!("safeai_denied_{}", self.code().replace('-', "_"))
     }
 
-    /// What happened, in a sentence of the page; `%H` is the host, `%p` the port.
+    /// What happened, for the page (lines of at most 70 characters); `%H` is the host,
+    /// `%p` the port.
     fn what(self) -> &'static str {
         match self {
             DenyReason::NotAllowlisted => "%H is not on the allowlist.",
             DenyReason::Port => {
-                "port %p is not allowed: the proxy passes HTTPS on port 443 and plain HTTP on port 80 only."
+                "port %p is not allowed: the proxy passes HTTPS on port 443 and\n\
+                 plain HTTP on port 80, nothing else."
             }
             DenyReason::IpAddress => {
-                "the destination is an IP address; only allowlisted host names are reachable."
+                "the destination is written as an IP address; only allowlisted\n\
+                 host names are reachable."
             }
             DenyReason::PrivateAddress => {
-                "%H resolves to a private, loopback, link-local or cloud-metadata address, which the proxy never connects to."
+                "%H resolves to a private, loopback, link-local or\n\
+                 cloud-metadata address, which the proxy never connects to."
             }
             DenyReason::SniMismatch => {
-                "the TLS name (SNI) of this connection is missing or differs from the host it was opened to (%H)."
+                "the TLS server name (SNI) of this connection is missing, or it\n\
+                 names another host than the one the connection was opened to."
             }
-            DenyReason::OpaqueTunnel => {
-                "the connection to %H carried something other than TLS."
-            }
+            DenyReason::OpaqueTunnel => "the connection to %H carried something other than TLS.",
         }
     }
 
-    /// What to do about it.
+    /// What to do about it, for the page (lines of at most 70 characters).
     fn fix(self) -> &'static str {
         match self {
             DenyReason::NotAllowlisted => {
-                "if the task needs %H, ask the person who runs this sandbox to allow it: on the\n\
-                 host, in the directory of the stack, `safeai allow %H` (it reloads the proxy)."
+                "if the task needs %H, ask the person who runs this\n\
+                 sandbox to allow it. On the host, in the stack's directory:\n\
+                 safeai allow %H"
             }
             DenyReason::Port => {
-                "use the service's standard port (https://%H/ or http://%H/), or ask the person\n\
-                 who runs this sandbox for another way to reach it."
+                "use the service's standard port (https://%H/ or\n\
+                 http://%H/), or ask the person who runs this sandbox."
             }
             DenyReason::IpAddress => {
-                "use the host name instead; if it is not allowlisted, ask the person who runs\n\
-                 this sandbox to allow it (`safeai allow <host>` on the host)."
+                "use the host name; if it is not allowlisted, ask the person who\n\
+                 runs this sandbox to allow it (`safeai allow HOST` on the host)."
             }
             DenyReason::PrivateAddress => {
-                "if %H is an internal service that this sandbox should reach, the person who runs\n\
-                 it can add its address range to SAFE_AI_PRIVATE_EXCEPTIONS on the host."
+                "if %H is an internal service this sandbox should reach,\n\
+                 the person who runs it can add its address range to\n\
+                 SAFE_AI_PRIVATE_EXCEPTIONS on the host."
             }
             DenyReason::SniMismatch => {
-                "connect with the host's own name as the TLS server name (every normal client\n\
-                 does); one connection reaches one allowlisted host."
+                "connect with the host's own name as the TLS server name, as\n\
+                 every ordinary client does: one connection, one host."
             }
             DenyReason::OpaqueTunnel => {
-                "if %H must carry another protocol on port 443 (such as SSH), the person who runs\n\
-                 this sandbox can mark its entry `tunnel: opaque` in the allowlist."
+                "if %H must carry another protocol on port 443 (such as\n\
+                 SSH), the person who runs this sandbox can mark its entry\n\
+                 `tunnel: opaque` in the allowlist."
             }
         }
     }
 
-    /// The page, plain text with Squid's `%` codes.
+    /// The page: plain text with Squid's `%` codes, which Squid fills in.
     pub fn page(self) -> String {
+        let indent = |text: &str| text.replace('\n', "\n         ");
         format!(
             "safe-ai: the sandbox's proxy refused this request ({code}).\n\
              \n\
@@ -207,11 +217,11 @@ impl DenyReason {
              reason:  {what}\n\
              fix:     {fix}\n\
              \n\
-             This is the sandbox's network policy, not a network fault: retrying will not help,\n\
-             and there is no other way out of the sandbox.\n",
+             This is the sandbox's network policy, not a network fault: retrying\n\
+             will not help, and there is no other way out of the sandbox.\n",
             code = self.code(),
-            what = self.what(),
-            fix = self.fix().replace('\n', "\n         "),
+            what = indent(self.what()),
+            fix = indent(self.fix()),
         )
     }
 }
@@ -421,10 +431,7 @@ impl TlsPlan {
             lines.push("http_access allow allowlist".to_owned());
         }
         let last = DenyReason::NotAllowlisted;
-        lines.push(format!(
-            "http_access deny CONNECT {}",
-            last.tunnel_marker()
-        ));
+        lines.push(format!("http_access deny CONNECT {}", last.tunnel_marker()));
         lines.push(format!("http_access deny all {}", last.request_marker()));
         lines
     }
@@ -483,10 +490,12 @@ pub fn sni_check(line: &str) -> String {
     let id = fields.next().unwrap_or("0");
     // Squid appends the ACL's arguments (none: `-`) after the format's fields.
     let verdict = match (fields.next(), fields.next(), fields.next(), fields.next()) {
-        (Some(sni), Some(host), None | Some("-"), None) => match (squid_decode(sni), squid_decode(host)) {
-            (Some(sni), Some(host)) if same_host(&sni, &host) => "OK",
-            _ => "ERR",
-        },
+        (Some(sni), Some(host), None | Some("-"), None) => {
+            match (squid_decode(sni), squid_decode(host)) {
+                (Some(sni), Some(host)) if same_host(&sni, &host) => "OK",
+                _ => "ERR",
+            }
+        }
         _ => "ERR",
     };
     format!("{id} {verdict}")
@@ -523,45 +532,120 @@ fn same_host(a: &str, b: &str) -> bool {
 /// plain-text page without Squid's branding or its "cache administrator". Kept in step
 /// with Squid 5.7's templates by a test that lists the installed ones.
 pub const SQUID_ERROR_PAGES: &[(&str, &str)] = &[
-    ("ERR_ACCESS_DENIED", "the request was refused by the sandbox's policy."),
+    (
+        "ERR_ACCESS_DENIED",
+        "the request was refused by the sandbox's policy.",
+    ),
     ("ERR_ACL_TIME_QUOTA_EXCEEDED", "a time quota was exceeded."),
-    ("ERR_AGENT_CONFIGURE", "the proxy does not serve browser configuration."),
-    ("ERR_AGENT_WPAD", "the proxy does not serve proxy auto-configuration."),
-    ("ERR_CACHE_ACCESS_DENIED", "the request was refused by the sandbox's policy."),
-    ("ERR_CACHE_MGR_ACCESS_DENIED", "the proxy's manager interface is closed."),
-    ("ERR_CANNOT_FORWARD", "the proxy could not forward the request to %H."),
-    ("ERR_CONFLICT_HOST", "the request's Host header does not match its destination."),
-    ("ERR_CONNECT_FAIL", "the proxy could not connect to %H (%E)."),
+    (
+        "ERR_AGENT_CONFIGURE",
+        "the proxy does not serve browser configuration.",
+    ),
+    (
+        "ERR_AGENT_WPAD",
+        "the proxy does not serve proxy auto-configuration.",
+    ),
+    (
+        "ERR_CACHE_ACCESS_DENIED",
+        "the request was refused by the sandbox's policy.",
+    ),
+    (
+        "ERR_CACHE_MGR_ACCESS_DENIED",
+        "the proxy's manager interface is closed.",
+    ),
+    (
+        "ERR_CANNOT_FORWARD",
+        "the proxy could not forward the request to %H.",
+    ),
+    (
+        "ERR_CONFLICT_HOST",
+        "the request's Host header does not match its destination.",
+    ),
+    (
+        "ERR_CONNECT_FAIL",
+        "the proxy could not connect to %H (%E).",
+    ),
     ("ERR_DIR_LISTING", "directory listings are not served."),
     ("ERR_DNS_FAIL", "the name %H does not resolve (%z)."),
     ("ERR_ESI", "an ESI processing error occurred."),
-    ("ERR_FORWARDING_DENIED", "the proxy does not forward this request."),
-    ("ERR_FTP_DISABLED", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_FAILURE", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_FORBIDDEN", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_NOT_FOUND", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_PUT_CREATED", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_PUT_ERROR", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_PUT_MODIFIED", "FTP is not supported: only HTTP and HTTPS pass."),
-    ("ERR_FTP_UNAVAILABLE", "FTP is not supported: only HTTP and HTTPS pass."),
+    (
+        "ERR_FORWARDING_DENIED",
+        "the proxy does not forward this request.",
+    ),
+    (
+        "ERR_FTP_DISABLED",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_FAILURE",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_FORBIDDEN",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_NOT_FOUND",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_PUT_CREATED",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_PUT_ERROR",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_PUT_MODIFIED",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
+    (
+        "ERR_FTP_UNAVAILABLE",
+        "FTP is not supported: only HTTP and HTTPS pass.",
+    ),
     ("ERR_GATEWAY_FAILURE", "the proxy could not reach %H."),
     ("ERR_ICAP_FAILURE", "a content adaptation error occurred."),
     ("ERR_INVALID_REQ", "the request is not valid HTTP."),
-    ("ERR_INVALID_RESP", "%H sent a response that is not valid HTTP."),
+    (
+        "ERR_INVALID_RESP",
+        "%H sent a response that is not valid HTTP.",
+    ),
     ("ERR_INVALID_URL", "the URL is not valid."),
     ("ERR_LIFETIME_EXP", "the connection to %H lasted too long."),
     ("ERR_NO_RELAY", "the proxy does not relay this protocol."),
     ("ERR_ONLY_IF_CACHED_MISS", "the proxy keeps no cache."),
     ("ERR_PRECONDITION_FAILED", "a request precondition failed."),
-    ("ERR_PROTOCOL_UNKNOWN", "the connection carried something other than TLS or HTTP."),
+    (
+        "ERR_PROTOCOL_UNKNOWN",
+        "the connection carried something other than TLS or HTTP.",
+    ),
     ("ERR_READ_ERROR", "reading from %H failed (%E)."),
     ("ERR_READ_TIMEOUT", "%H did not answer in time."),
-    ("ERR_SECURE_CONNECT_FAIL", "the TLS connection to %H failed: its certificate is not trusted or the handshake failed (%D)."),
-    ("ERR_SHUTTING_DOWN", "the proxy is restarting; try again in a moment."),
-    ("ERR_SOCKET_FAILURE", "the proxy could not open a connection (%E)."),
-    ("ERR_TOO_BIG", "the request or response is larger than the proxy allows."),
-    ("ERR_UNSUP_HTTPVERSION", "this HTTP version is not supported."),
-    ("ERR_UNSUP_REQ", "this request method or protocol is not supported: only HTTP and HTTPS pass."),
+    (
+        "ERR_SECURE_CONNECT_FAIL",
+        "the TLS connection to %H failed: its certificate is not trusted or the handshake failed (%D).",
+    ),
+    (
+        "ERR_SHUTTING_DOWN",
+        "the proxy is restarting; try again in a moment.",
+    ),
+    (
+        "ERR_SOCKET_FAILURE",
+        "the proxy could not open a connection (%E).",
+    ),
+    (
+        "ERR_TOO_BIG",
+        "the request or response is larger than the proxy allows.",
+    ),
+    (
+        "ERR_UNSUP_HTTPVERSION",
+        "this HTTP version is not supported.",
+    ),
+    (
+        "ERR_UNSUP_REQ",
+        "this request method or protocol is not supported: only HTTP and HTTPS pass.",
+    ),
     ("ERR_URN_RESOLVE", "URNs are not resolved."),
     ("ERR_WRITE_ERROR", "writing to %H failed (%E)."),
     ("ERR_ZERO_SIZE_OBJECT", "%H sent an empty response."),
@@ -641,17 +725,28 @@ mod tests {
         let lines = plan(true, false).http_access_lines();
         assert!(lines.contains(&"http_access deny CONNECT !https_port safeai_tls_port".into()));
         assert!(lines.contains(&"http_access deny !CONNECT !http_port safeai_http_port".into()));
-        assert!(lines.contains(&"http_access deny CONNECT ip_literal safeai_tls_ip_address".into()));
-        assert!(lines.contains(&"http_access deny !CONNECT ip_literal safeai_http_ip_address".into()));
+        assert!(
+            lines.contains(&"http_access deny CONNECT ip_literal safeai_tls_ip_address".into())
+        );
+        assert!(
+            lines.contains(&"http_access deny !CONNECT ip_literal safeai_http_ip_address".into())
+        );
         // A connection annotation outlives its request: never on a plain request.
-        assert!(!lines.iter().any(|l| l.contains("!CONNECT") && l.contains("safeai_tls_")));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("!CONNECT") && l.contains("safeai_tls_"))
+        );
     }
 
     #[test]
     fn an_empty_allowlist_allows_nothing() {
         let lines = plan(false, false).http_access_lines();
         assert!(!lines.iter().any(|l| l.starts_with("http_access allow")));
-        assert_eq!(lines.last().unwrap(), "http_access deny all safeai_http_not_allowlisted");
+        assert_eq!(
+            lines.last().unwrap(),
+            "http_access deny all safeai_http_not_allowlisted"
+        );
     }
 
     #[test]
@@ -699,5 +794,12 @@ mod tests {
             assert!(page.contains(r.code()) && page.contains("fix:"), "{page}");
         }
         assert!(pages["ERR_SAFEAI_NOT_ALLOWLISTED"].contains("safeai allow %H"));
+        for r in DenyReason::ALL {
+            for line in r.page().lines() {
+                // A host name is at most 253 characters; the rest fits a terminal.
+                let width = line.replace("%H", "").chars().count();
+                assert!(width <= 80, "{r}: {line:?} is {width} wide");
+            }
+        }
     }
 }

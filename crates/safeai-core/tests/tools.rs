@@ -58,7 +58,21 @@ fn squid_parses_every_squid_conf_without_errors_or_overlap_warnings() {
     }
     for fixture in fixtures() {
         let dir = scratch("squid");
-        write_all(&dir, &common::artifacts(&fixture, None));
+        // What the proxy has beside squid.conf: the stack CA and the error pages.
+        let ca = safeai_ca::CaDir::new(dir.join("ca"));
+        ca.init().unwrap();
+        let pages = dir.join("errors");
+        std::fs::create_dir_all(&pages).unwrap();
+        for (name, text) in safeai_core::render_error_pages() {
+            std::fs::write(pages.join(name), text).unwrap();
+        }
+        write_all(
+            &dir,
+            &common::artifacts(&fixture, |s| {
+                s.runtime_dir = dir.to_str().unwrap().to_owned();
+                s.ca_file = dir.join("ca/ca.pem").to_str().unwrap().to_owned();
+            }),
+        );
         let out = Command::new("squid")
             .args(["-k", "parse", "-f"])
             .arg(dir.join("squid.conf"))
@@ -86,6 +100,30 @@ fn squid_parses_every_squid_conf_without_errors_or_overlap_warnings() {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+#[test]
+fn the_error_pages_replace_every_page_squid_has() {
+    // Squid serves its own templates for errors we did not name; each must have ours, or
+    // its branded page (and its "cache administrator") would show.
+    let templates = Path::new("/usr/share/squid/errors/templates");
+    if !available("squid", &["-v"]) {
+        return;
+    }
+    let ours = safeai_core::render_error_pages();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(templates).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("ERR_") && !ours.contains_key(&name) {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "Squid pages without ours: {missing:?}");
+    assert!(
+        ours.len() > 40,
+        "the list of Squid's pages is short: {}",
+        ours.len()
+    );
 }
 
 #[test]
@@ -118,7 +156,9 @@ fn dnsmasq_accepts_every_config_and_servers_file() {
     }
     for fixture in fixtures() {
         let dir = scratch("dnsmasq");
-        let artifacts = common::artifacts(&fixture, Some(dir.to_str().unwrap()));
+        let artifacts = common::artifacts(&fixture, |s| {
+            s.runtime_dir = dir.to_str().unwrap().to_owned()
+        });
         write_all(&dir, &artifacts);
         // The servers file is read at start, not by --test: inline it in a second config
         // so its lines are syntax-checked too.
@@ -156,7 +196,7 @@ fn docker_compose_accepts_the_compose_file() {
         return;
     }
     let dir = scratch("compose");
-    write_all(&dir, &common::artifacts(&fixtures()[0], None));
+    write_all(&dir, &common::artifacts(&fixtures()[0], |_| {}));
     // The bind sources must exist for `config` to resolve them.
     std::fs::write(dir.join("allowlist.yaml"), "domains: []\n").unwrap();
     std::fs::write(dir.join("key.pub"), "ssh-ed25519 AAAA test\n").unwrap();

@@ -4,8 +4,14 @@ GET /            echo: the request line and headers as the body
 GET /bytes/N     N zero bytes, streamed (throughput figures)
 /repo.git/...    a git repository over smart HTTP (clone and push)
 
-HTTP on 80 and 8080, HTTPS on 443 and 8443. The certificate is issued at start by a
-test CA whose certificate is at /certs/ca.pem (the suite copies it into the sandbox).
+HTTP on 80 and 8080, HTTPS on 443 and 8443. The certificate is issued at start by the
+suite's test CA, mounted at /test-ca (ca.pem, ca.key); the proxy trusts that CA through
+SAFE_AI_UPSTREAM_CA.
+
+MODE=untrusted: HTTPS on 443 only, with a certificate from a CA of its own that nobody
+trusts (the proxy must refuse it when it speaks TLS to this server itself).
+MODE=raw: not TLS at all on 443: a banner like an SSH server's, then an echo of each line
+(for tunnels that carry another protocol).
 """
 import http.server
 import os
@@ -24,10 +30,15 @@ def run(*cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def make_certs():
+def make_certs(own_ca):
     os.makedirs(CERTS, exist_ok=True)
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=safe-ai e2e test CA", "-keyout", f"{CERTS}/ca.key", "-out", f"{CERTS}/ca.pem")
+    if own_ca:
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=untrusted e2e CA", "-keyout", f"{CERTS}/ca.key", "-out", f"{CERTS}/ca.pem")
+    else:
+        for f in ("ca.pem", "ca.key"):
+            with open(f"/test-ca/{f}") as src, open(f"{CERTS}/{f}", "w") as dst:
+                dst.write(src.read())
     san = ",".join("DNS:" + n for n in NAMES)
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=allowed.test",
         "-keyout", f"{CERTS}/server.key", "-out", f"{CERTS}/server.csr")
@@ -135,9 +146,28 @@ def serve(port, tls):
     server.serve_forever()
 
 
-make_certs()
-make_repo()
-for port, tls in [(80, False), (8080, False), (443, True), (8443, True)]:
-    threading.Thread(target=serve, args=(port, tls), daemon=True).start()
+class Raw(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"SSH-2.0-e2e-raw\r\n")
+        for line in self.rfile:
+            self.wfile.write(b"echo: " + line)
+
+
+class RawServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+mode = os.environ.get("MODE", "tls")
+if mode == "raw":
+    threading.Thread(target=RawServer(("0.0.0.0", 443), Raw).serve_forever, daemon=True).start()
+elif mode == "untrusted":
+    make_certs(own_ca=True)
+    threading.Thread(target=serve, args=(443, True), daemon=True).start()
+else:
+    make_certs(own_ca=False)
+    make_repo()
+    for port, tls in [(80, False), (8080, False), (443, True), (8443, True)]:
+        threading.Thread(target=serve, args=(port, tls), daemon=True).start()
 sys.stderr.write("upstream: ready\n")
 threading.Event().wait()

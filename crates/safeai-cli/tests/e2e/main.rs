@@ -11,6 +11,7 @@ mod faults;
 mod network;
 mod sandbox;
 mod stack;
+mod tls;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
@@ -28,6 +29,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
     [
         basic::CHECKS,
         network::CHECKS,
+        tls::CHECKS,
         sandbox::CHECKS,
         faults::CHECKS,
     ]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::stack::{Stack, ensure, free_port, text};
+use crate::stack::{Stack, ensure, free_port, text, unique};
 
 // ---- helpers ---------------------------------------------------------------------------
 
@@ -51,14 +51,6 @@ fn expect_all(who: &str, out: &Output, want: &[(&str, &str)]) -> Result<(), Stri
 }
 
 /// A name no other run or check uses, for files in the shared volumes.
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("e2e-{tag}-{}-{nanos}", std::process::id())
-}
-
 /// Python with ctypes, shared by the syscall probes: `sc(name, *args)` calls the raw
 /// syscall and returns "OK" or the errno's name. An unknown architecture prints
 /// `arch=unknown:…` and stops: the caller fails on it rather than test wrong numbers.

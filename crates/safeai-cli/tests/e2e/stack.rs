@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The image of [`Stack::in_tools_image`].
+pub const TOOLS_IMAGE: &str = "safe-ai-e2e-tools:latest";
+
 /// Several suites can run at once on one machine (developers, helpers, CI): each takes
 /// the first free slot, held by a lock file for the life of the process, and gets its
 /// own compose project and subnets from it.
@@ -104,19 +107,25 @@ impl Stack {
         format!("172.30.{}.53", 100 + self.slot)
     }
 
-    /// Puts the test CA at `/tmp/e2e-ca.pem` in the sandbox (a tmpfs: gone after a restart)
-    /// and returns that path.
+    /// Puts the test CA, with the sandbox's own bundle (system CAs and the stack CA, which
+    /// signs the pages of denied CONNECTs), at `/tmp/e2e-ca.pem` in the sandbox (a tmpfs:
+    /// gone after a restart) and returns that path.
     pub fn ca_in_sandbox(&self) -> Result<&'static str, String> {
-        let out = self.exec("upstream", "root", "cat /certs/ca.pem");
-        let pem = text(&out.stdout);
-        if !pem.contains("BEGIN CERTIFICATE") {
-            return Err(format!("no CA in the upstream: {}", text(&out.stderr)));
-        }
-        let out = self.sandbox(&format!("cat > /tmp/e2e-ca.pem <<'PEM'\n{pem}PEM\n"));
+        let pem = std::fs::read_to_string(self.test_ca().join("ca.pem"))
+            .map_err(|e| format!("no test CA: {e}"))?;
+        let out = self.sandbox(&format!(
+            "{{ cat /etc/ssl/certs/ca-certificates.crt; cat <<'PEM'\n{pem}PEM\n}} > /tmp/e2e-ca.pem"
+        ));
         if !out.status.success() {
             return Err(format!("cannot write the CA: {}", text(&out.stderr)));
         }
         Ok("/tmp/e2e-ca.pem")
+    }
+
+    /// The test CA that signs the stand-in upstream's certificate (`ca.pem`, `ca.key`),
+    /// made by the suite; the proxy trusts it through `SAFE_AI_UPSTREAM_CA`.
+    pub fn test_ca(&self) -> PathBuf {
+        self.scratch.join("test-ca")
     }
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
@@ -143,6 +152,14 @@ impl Stack {
                 self.scratch.join("id.pub").display().to_string(),
             ),
             ("SAFE_AI_ALLOWLIST", self.allowlist().display().to_string()),
+            (
+                "SAFE_AI_E2E_TEST_CA_DIR",
+                self.test_ca().display().to_string(),
+            ),
+            (
+                "SAFE_AI_UPSTREAM_CA",
+                self.test_ca().join("ca.pem").display().to_string(),
+            ),
             ("SAFE_AI_PRIVATE_EXCEPTIONS", self.external_subnet()),
             ("SAFE_AI_DEFAULT_DOMAINS", String::new()),
             // The default (4) is more than a 2-core CI machine has: Docker refuses it.
@@ -230,9 +247,38 @@ impl Stack {
             stack.allowlist(),
             "# e2e allowlist\ndomains:\n  - api.allowed.test\n  - git.allowed.test\n  \
              # They resolve, in the proxy, to addresses it must refuse.\n  \
-             - metadata.allowed.test\n  - loopback.allowed.test\n  - internal.allowed.test\n",
+             - metadata.allowed.test\n  - loopback.allowed.test\n  - internal.allowed.test\n  \
+             # TLS checked (raw.allowed.test does not speak TLS), and an opaque tunnel.\n  \
+             - raw.allowed.test\n  - untrusted.allowed.test\n  \
+             - {domain: opaque.allowed.test, tunnel: opaque}\n",
         )
         .unwrap();
+        let ca = stack.test_ca();
+        std::fs::create_dir_all(&ca).unwrap();
+        let out = stack.run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=safe-ai e2e test CA",
+                "-keyout",
+                ca.join("ca.key").to_str().unwrap(),
+                "-out",
+                ca.join("ca.pem").to_str().unwrap(),
+            ],
+        );
+        if !out.status.success() {
+            return Err(format!(
+                "openssl could not make the test CA: {}",
+                text(&out.stderr)
+            ));
+        }
         let key = stack.scratch.join("id");
         let out = stack.run(
             "ssh-keygen",
@@ -250,6 +296,27 @@ impl Stack {
                 "docker compose build failed:\n{}",
                 text(&out.stderr)
             ));
+        }
+        // The tools image (the Java example image plus Node and cargo), for the check that
+        // each tool trusts the stack CA; built in order, since one is the other's base.
+        for args in [
+            &[
+                "build",
+                "-q",
+                "-f",
+                "examples/java.Dockerfile",
+                "--build-arg",
+                "BASE=safe-ai-sandbox:latest",
+                "-t",
+                "safe-ai-e2e-java:latest",
+                "examples",
+            ][..],
+            &["build", "-q", "-t", TOOLS_IMAGE, "tests/e2e/tools"],
+        ] {
+            let out = stack.run("docker", args);
+            if !out.status.success() {
+                return Err(format!("docker {args:?} failed:\n{}", text(&out.stderr)));
+            }
         }
         eprintln!(
             "figure: image build (the machine's build cache as it is) {:.1} s",
@@ -282,6 +349,53 @@ impl Stack {
         Ok(())
     }
 
+    /// `bash -lc script` as root in a throwaway container of the tools image, confined and
+    /// placed like the sandbox: on the internal network only, the proxy's variables, the
+    /// stack CA's certificate volume, a read-only root. The entrypoint prepares it as it
+    /// does the sandbox (the trust bundle, the Java trust store), then runs the script.
+    pub fn in_tools_image(&self, script: &str) -> Output {
+        let project = self.project();
+        let proxy = format!("http://{}:3128", self.proxy_ip());
+        let (network, ca) = (
+            format!("{project}_internal"),
+            format!("{project}_ca-public:/etc/safe-ai/ca:ro"),
+        );
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            "--cap-add",
+            "SETUID",
+            "--cap-add",
+            "SETGID",
+            "--security-opt",
+            "no-new-privileges",
+            "--tmpfs",
+            "/run:rw,noexec,nosuid,nodev,mode=755",
+            "--tmpfs",
+            "/tmp:rw,exec",
+            "--tmpfs",
+            "/etc/ssh/host-keys",
+            "-v",
+            &ca,
+        ];
+        let env: Vec<String> = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .iter()
+            .map(|k| format!("{k}={proxy}"))
+            .collect();
+        for e in &env {
+            args.extend(["-e", e]);
+        }
+        args.extend([TOOLS_IMAGE, "bash", "-lc", script]);
+        self.run("docker", &args)
+    }
+
     pub fn down(&self) {
         let logs = self.compose(&["logs", "--no-color", "--tail", "200"]);
         std::fs::write(self.scratch.join("compose.log"), &logs.stdout).ok();
@@ -291,6 +405,15 @@ impl Stack {
         }
         let _ = std::fs::remove_dir_all(&self.scratch);
     }
+}
+
+/// A name no earlier run used: `TAG-PID-NANOS`.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
 }
 
 pub fn free_port() -> u16 {

@@ -7,9 +7,9 @@ use safeai_policy::{Source, check};
 
 /// The artifacts of the fixture in `dir`: `allowlist.yaml`, `default-domains` as
 /// `SAFE_AI_DEFAULT_DOMAINS`, and `proxy.env` (KEY=VALUE lines) as the proxy's environment.
-/// `runtime_dir` replaces the proxy's runtime directory when given (the tool checks
-/// point dnsmasq at the servers file they wrote).
-pub fn artifacts(dir: &Path, runtime_dir: Option<&str>) -> Artifacts {
+/// `tweak` adjusts the proxy's settings (the tool checks point the runtime directory and
+/// the CA at files they wrote).
+pub fn artifacts(dir: &Path, tweak: impl FnOnce(&mut ProxySettings)) -> Artifacts {
     let mut sources = vec![Source::Yaml {
         name: "allowlist.yaml".into(),
         text: std::fs::read_to_string(dir.join("allowlist.yaml")).unwrap(),
@@ -29,9 +29,7 @@ pub fn artifacts(dir: &Path, runtime_dir: Option<&str>) -> Artifacts {
             .map(|(_, v)| v.to_owned())
     };
     let mut settings = ProxySettings::default().with_env(lookup).unwrap();
-    if let Some(r) = runtime_dir {
-        settings.runtime_dir = r.to_owned();
-    }
+    tweak(&mut settings);
     let stack = Stack {
         proxy_settings: settings,
         ..Stack::default()
