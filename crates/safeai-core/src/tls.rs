@@ -239,6 +239,8 @@ pub struct Denial {
     pub reason: DenyReason,
     /// When: all must match.
     pub when: Vec<Test>,
+    /// A note for the reader of squid.conf, if the rule needs one.
+    pub note: Option<&'static str>,
 }
 
 /// What the proxy does with the bytes of an admitted CONNECT, at one step.
@@ -304,7 +306,11 @@ impl TlsPlan {
     pub fn new(inputs: PlanInputs) -> TlsPlan {
         use Acl::*;
         use Test::{Is, Not};
-        let deny = |reason, when: Vec<Test>| Denial { reason, when };
+        let deny = |reason, when: Vec<Test>| Denial {
+            reason,
+            when,
+            note: None,
+        };
         let mut denials = vec![
             deny(DenyReason::NotAllowlisted, vec![Not(Connect), Is(Manager)]),
             deny(DenyReason::Port, vec![Is(Connect), Not(HttpsPort)]),
@@ -312,8 +318,10 @@ impl TlsPlan {
             deny(DenyReason::IpAddress, vec![Is(IpLiteral)]),
         ];
         if inputs.allows_any {
-            // Names outside the allowlist are denied before any DNS lookup.
-            denials.push(deny(DenyReason::NotAllowlisted, vec![Not(Allowlist)]));
+            denials.push(Denial {
+                note: Some("Names outside the allowlist are denied before any DNS lookup."),
+                ..deny(DenyReason::NotAllowlisted, vec![Not(Allowlist)])
+            });
             let mut blocked = vec![Is(BlockedRange)];
             if inputs.has_private_exceptions {
                 blocked.push(Not(PrivateException));
@@ -412,6 +420,9 @@ impl TlsPlan {
             let tests = tests.join(" ");
             let only_connect = d.when.contains(&Test::Is(Acl::Connect));
             let only_plain = d.when.contains(&Test::Not(Acl::Connect));
+            if let Some(note) = d.note {
+                lines.push(format!("# {note}"));
+            }
             if !only_plain {
                 let prefix = if only_connect { "" } else { "CONNECT " };
                 lines.push(format!(
@@ -708,7 +719,11 @@ mod tests {
 
     #[test]
     fn every_denial_carries_its_reason_marker_last() {
-        for line in plan(true, false).http_access_lines() {
+        for line in plan(true, false)
+            .http_access_lines()
+            .into_iter()
+            .filter(|l| !l.starts_with('#'))
+        {
             let last = line.rsplit(' ').next().unwrap();
             assert!(
                 line.starts_with("http_access allow")
