@@ -148,6 +148,8 @@ def serve(port, tls):
 
 class Raw(socketserver.StreamRequestHandler):
     def handle(self):
+        sys.stderr.write("raw: connection from %s\n" % self.client_address[0])
+        sys.stderr.flush()
         self.wfile.write(b"SSH-2.0-e2e-raw\r\n")
         for line in self.rfile:
             self.wfile.write(b"echo: " + line)

@@ -1447,6 +1447,168 @@ pub fn a_replaced_allowlist_is_reported_not_silently_reloaded(s: &Stack) -> Resu
     restore.finish(result)
 }
 
+/// The stack CA's fingerprint as `service` sees it at `path`.
+fn ca_fingerprint(s: &Stack, service: &str, path: &str) -> String {
+    text(
+        &s.exec(
+            service,
+            "root",
+            &format!("openssl x509 -noout -fingerprint -sha256 -in {path}"),
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned()
+}
+
+/// The sandbox reads a denied HTTPS page trusting only its system bundle: proof that it
+/// trusts the proxy's current CA.
+fn sandbox_trusts_the_proxy(s: &Stack) -> Result<(), String> {
+    let host = format!("{}.evil.test", crate::stack::unique("ca"));
+    let out = s.sandbox(&format!(
+        "curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 https://{host}/ 2>&1; true"
+    ));
+    let got = text(&out.stdout);
+    ensure(got == "403", || {
+        format!("the sandbox does not trust the proxy's CA (https://{host}/): {got}")
+    })
+}
+
+/// `safeai ca rotate` on the host: a new CA in the proxy, the sandbox restarted with it
+/// in its bundle, denied HTTPS pages still trusted.
+pub fn safeai_ca_rotate_gives_proxy_and_sandbox_a_new_ca(s: &Stack) -> Result<(), String> {
+    let before = ca_fingerprint(s, "sandbox", "/etc/safe-ai/ca/ca.crt");
+    let restore = Restore::new(|| heal(s));
+    let result = (|| {
+        let out = s.safeai(&["ca", "rotate"]);
+        ensure(out.status.success(), || {
+            format!("safeai ca rotate failed: {}", show(&out))
+        })?;
+        let took = wait_healthy(s, &["proxy", "sandbox"], Duration::from_secs(90))?;
+        let (proxy, sandbox) = (
+            ca_fingerprint(s, "proxy", "/var/lib/safe-ai/ca/ca.crt"),
+            ca_fingerprint(s, "sandbox", "/etc/safe-ai/ca/ca.crt"),
+        );
+        ensure(
+            !before.is_empty() && sandbox != before && proxy == sandbox,
+            || format!("after rotate: before {before:?}, proxy {proxy:?}, sandbox {sandbox:?}"),
+        )?;
+        sandbox_trusts_the_proxy(s)?;
+        eprintln!(
+            "figure: safeai ca rotate to both healthy again {:.1} s",
+            took.as_secs_f64()
+        );
+        Ok(())
+    })();
+    restore.finish(result)
+}
+
+/// A CA that cannot be loaded keeps the proxy down (fail closed, never healthy, the
+/// sandbox without egress) and says how to make a new one; a new one brings it back.
+pub fn an_unusable_stack_ca_keeps_the_proxy_down(s: &Stack) -> Result<(), String> {
+    let restore = Restore::new(|| {
+        // The way the log tells: a new CA made by a one-off proxy container.
+        let out = s.compose(&[
+            "run", "--rm", "--no-deps", "--entrypoint", "bash", "proxy", "-c",
+            "safeai ca rotate --dir /var/lib/safe-ai/ca --export /var/lib/safe-ai/ca-public --owner 0:$(id -g proxy)",
+        ]);
+        if !out.status.success() {
+            return Err(format!("making a new CA: {}", show(&out)));
+        }
+        let out = s.compose(&["up", "-d", "proxy"]);
+        if !out.status.success() {
+            return Err(format!("docker compose up -d proxy: {}", show(&out)));
+        }
+        wait_healthy(s, &["proxy"], Duration::from_secs(60))?;
+        // The sandbox builds its bundle at start: it needs the new certificate.
+        let out = s.compose(&["restart", "sandbox"]);
+        if !out.status.success() {
+            return Err(format!("docker compose restart sandbox: {}", show(&out)));
+        }
+        heal(s)?;
+        sandbox_trusts_the_proxy(s)
+    });
+    let result = (|| {
+        let out = s.exec(
+            "proxy",
+            "root",
+            "printf 'not a key\\n' > /var/lib/safe-ai/ca/ca.key",
+        );
+        ensure(out.status.success(), || {
+            format!("corrupting the CA key: {}", show(&out))
+        })?;
+        let t0 = now();
+        let out = s.compose(&["restart", "proxy"]);
+        ensure(out.status.success(), || {
+            format!("docker compose restart proxy: {}", show(&out))
+        })?;
+        let watch = Instant::now();
+        let (mut states, mut codes) = (Vec::new(), Vec::new());
+        while watch.elapsed() < Duration::from_secs(8) {
+            let h = format!(
+                "{}/{}",
+                inspect(s, "proxy", "{{.State.Status}}"),
+                s.health("proxy")
+            );
+            if states.last() != Some(&h) {
+                states.push(h);
+            }
+            let code = s.status_from_sandbox("http://api.allowed.test/");
+            if codes.last() != Some(&code) {
+                codes.push(code);
+            }
+        }
+        let log = proxy_log_since(s, t0);
+        ensure(states.iter().all(|h| !h.ends_with("/healthy")), || {
+            format!("the proxy became healthy with a broken CA: {states:?}")
+        })?;
+        ensure(codes.iter().all(|c| c != "200"), || {
+            format!("the sandbox had egress while the proxy should be down: {codes:?}")
+        })?;
+        ensure(
+            log.contains("ca.key") && log.contains("fail closed") && log.contains("ca rotate"),
+            || format!("the proxy's log does not say why it stays down and what to do:\n{log}"),
+        )?;
+        Ok(())
+    })();
+    restore.finish(result)
+}
+
+/// Squid's certificate generator killed: the next denied HTTPS request, which needs a new
+/// certificate, still gets its page (Squid starts a new helper, or the proxy restarts).
+pub fn a_dead_certificate_generator_is_replaced(s: &Stack) -> Result<(), String> {
+    let restore = Restore::new(|| heal(s));
+    let result = (|| {
+        let restarts = restart_count(s, "proxy");
+        let out = s.exec("proxy", "root", "pkill -KILL -f '^/usr/lib/squid/security_file_certgen'; echo $?");
+        ensure(text(&out.stdout).trim() == "0", || {
+            format!("no certificate generator to kill: {}", show(&out))
+        })?;
+        let killed = Instant::now();
+        loop {
+            // A new name each time: its certificate is not in any cache.
+            if sandbox_trusts_the_proxy(s).is_ok() {
+                break;
+            }
+            if killed.elapsed() > Duration::from_secs(60) {
+                return Err("no denied HTTPS page within 60 s of killing the generator".into());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let back = killed.elapsed();
+        let out = s.exec("proxy", "root", "pgrep -c -f '^/usr/lib/squid/security_file_certgen'");
+        eprintln!(
+            "figure: certificate generator killed to a minted certificate again {:.1} s (proxy restarts {} -> {}, generators running {})",
+            back.as_secs_f64(),
+            restarts,
+            restart_count(s, "proxy"),
+            text(&out.stdout).trim()
+        );
+        Ok(())
+    })();
+    restore.finish(result)
+}
+
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     fork_bomb_is_contained_and_the_proxy_keeps_serving,
     memory_hog_is_killed_without_taking_the_stack_down,
@@ -1455,5 +1617,8 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     killing_squid_restarts_the_proxy_and_egress_comes_back,
     with_the_proxy_stopped_the_sandbox_has_no_egress,
     an_invalid_mounted_allowlist_keeps_the_proxy_down,
+    a_dead_certificate_generator_is_replaced,
+    safeai_ca_rotate_gives_proxy_and_sandbox_a_new_ca,
+    an_unusable_stack_ca_keeps_the_proxy_down,
     files_and_host_key_survive_restart_and_down_up,
 ];

@@ -250,7 +250,9 @@ impl Stack {
              - metadata.allowed.test\n  - loopback.allowed.test\n  - internal.allowed.test\n  \
              # TLS checked (raw.allowed.test does not speak TLS), and an opaque tunnel.\n  \
              - raw.allowed.test\n  - untrusted.allowed.test\n  \
-             - {domain: opaque.allowed.test, tunnel: opaque}\n",
+             - {domain: opaque.allowed.test, tunnel: opaque}\n  \
+             # The TLS figures: the same server spliced after the SNI check, and opaque.\n  \
+             - fast.allowed.test\n  - {domain: fast-opaque.allowed.test, tunnel: opaque}\n",
         )
         .unwrap();
         let ca = stack.test_ca();

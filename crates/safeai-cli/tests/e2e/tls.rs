@@ -164,17 +164,30 @@ PY"#,
 }
 
 pub fn non_tls_bytes_end_the_tunnel_unless_the_entry_is_opaque(s: &Stack) -> Result<(), String> {
-    // The same kind of server behind both names: a banner, then an echo.
+    // The same server behind both names: a banner, then an echo; it logs each connection.
+    let connections = || {
+        text(&s.compose(&["logs", "--no-color", "raw"]).stdout)
+            .matches("raw: connection from")
+            .count()
+    };
+    let before = connections();
     let checked = raw_tunnel(s, "raw.allowed.test");
     ensure(
         checked.contains("connect: HTTP/1.1 200") && checked.contains("got: b''"),
         || format!("non-TLS bytes to raw.allowed.test (tunnel: tls) were not cut: {checked}"),
     )?;
+    ensure(connections() == before, || {
+        "the cut tunnel to raw.allowed.test still reached the server".to_owned()
+    })?;
     let opaque = raw_tunnel(s, "opaque.allowed.test");
     ensure(
         opaque.contains("SSH-2.0-e2e-raw") && opaque.contains("echo: hello"),
         || format!("the opaque tunnel to opaque.allowed.test did not carry the bytes: {opaque}"),
     )?;
+    ensure(connections() > before, || {
+        "the raw server logged no connection for the opaque tunnel: the count proves nothing"
+            .to_owned()
+    })?;
     let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
     ensure(
         logs.lines()
@@ -376,6 +389,83 @@ pub fn the_example_images_tools_trust_the_stack_ca(s: &Stack) -> Result<(), Stri
     )
 }
 
+/// Figures, not assertions (these machines are shared and noisy): what the SNI check
+/// costs. The same fast TLS server (OpenSSL's s_server) reached three ways: through the
+/// proxy peeked and spliced (`fast.allowed.test`), through the proxy unread
+/// (`fast-opaque.allowed.test`, `tunnel: opaque`: the plain tunnel the proxy had before
+/// the TLS layer), and directly from a container on the external network. Throughput of
+/// one 256 MiB download each, and the median time to a finished TLS handshake
+/// (`time_appconnect`) of 200 new connections each. Fails only when a probe does not
+/// complete.
+pub fn figure_cost_of_the_sni_check(s: &Stack) -> Result<(), String> {
+    const BYTES: u64 = 256 * 1024 * 1024;
+    const CONNECTIONS: usize = 200;
+    let ca = s.ca_in_sandbox()?;
+    let download = |run: &dyn Fn(&str) -> String, host: &str, ca: &str| -> Result<f64, String> {
+        let got = run(&format!(
+            "curl -s -o /dev/null --max-time 120 --cacert {ca} -w '%{{size_download}} %{{speed_download}}' https://{host}/zero"
+        ));
+        match got.trim().split_once(' ') {
+            Some((size, speed)) if size.parse() == Ok(BYTES) => {
+                speed.parse::<f64>().map_err(|e| format!("{host}: {got:?}: {e}"))
+            }
+            _ => Err(format!("download from {host} incomplete: {got:?}")),
+        }
+    };
+    let handshakes = |run: &dyn Fn(&str) -> String, host: &str, ca: &str| -> Result<f64, String> {
+        let got = run(&format!(
+            "for i in $(seq {CONNECTIONS}); do curl -s -o /dev/null --max-time 10 --cacert {ca} \
+             -w '%{{time_appconnect}}\\n' https://{host}/one; done"
+        ));
+        let mut times: Vec<f64> = got
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .collect();
+        if times.len() != CONNECTIONS {
+            return Err(format!("{host}: {} of {CONNECTIONS} handshakes", times.len()));
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[CONNECTIONS / 2])
+    };
+    let sandbox = |script: &str| text(&s.sandbox(script).stdout);
+    let network = format!("{}_external", s.project());
+    let mount = format!("{}:/test-ca:ro", s.test_ca().display());
+    let direct = |script: &str| {
+        text(
+            &s.run(
+                "docker",
+                &[
+                    "run", "--rm", "--network", &network, "-v", &mount, "--entrypoint", "bash",
+                    "safe-ai-sandbox:latest", "-c", script,
+                ],
+            )
+            .stdout,
+        )
+    };
+    let spliced = download(&sandbox, "fast.allowed.test", ca)?;
+    let opaque = download(&sandbox, "fast-opaque.allowed.test", ca)?;
+    let straight = download(&direct, "fast.allowed.test", "/test-ca/ca.pem")?;
+    eprintln!(
+        "figure: 256 MiB over HTTPS: spliced after the SNI check {:.0} MB/s, plain tunnel {:.0} MB/s ({:+.1} %), direct {:.0} MB/s",
+        spliced / 1e6,
+        opaque / 1e6,
+        (spliced / opaque - 1.0) * 100.0,
+        straight / 1e6
+    );
+    let spliced = handshakes(&sandbox, "fast.allowed.test", ca)?;
+    let opaque = handshakes(&sandbox, "fast-opaque.allowed.test", ca)?;
+    let straight = handshakes(&direct, "fast.allowed.test", "/test-ca/ca.pem")?;
+    eprintln!(
+        "figure: new HTTPS connection to handshake done, median of {CONNECTIONS}: spliced after the SNI check {:.2} ms, plain tunnel {:.2} ms ({:+.2} ms), direct {:.2} ms",
+        spliced * 1e3,
+        opaque * 1e3,
+        (spliced - opaque) * 1e3,
+        straight * 1e3
+    );
+    Ok(())
+}
+
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     every_denial_reads_the_same_over_http_and_https,
     a_spliced_host_keeps_its_own_certificate,
@@ -385,4 +475,5 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     the_ca_key_never_reaches_the_sandbox,
     the_sandboxs_tools_trust_the_stack_ca,
     the_example_images_tools_trust_the_stack_ca,
+    figure_cost_of_the_sni_check,
 ];
