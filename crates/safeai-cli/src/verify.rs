@@ -187,21 +187,92 @@ fn checks(s: &Stack) -> Vec<Line> {
     add(
         "denied-403",
         "a domain outside the allowlist gets 403 (HTTPS and HTTP)",
-        if https.ends_with(" 403") && http.starts_with("403 ") {
-            pass(format!("{} → 403", p.denied))
+        // A denied CONNECT is answered inside TLS (a certificate from the stack CA,
+        // which the sandbox trusts): 403 after the tunnel's 200.
+        if https == "403 200" && http.starts_with("403 ") {
+            pass(format!("{} → 403 (HTTPS inside TLS, and HTTP)", p.denied))
         } else {
             fail(format!("{}: https → {https:?}, http → {http:?}", p.denied))
         },
     );
     // 192.0.2.1 is TEST-NET-1: never routed, and the proxy refuses it before connecting.
-    let (_, ip) = s.sandbox("dev", &curl("https://192.0.2.1/"));
+    // Plain HTTP: an HTTPS denial to an address comes with a certificate clients reject
+    // (no IP subjectAltName), so its page says less about the refusal.
+    let (_, ip) = s.sandbox("dev", &curl("http://192.0.2.1/"));
     add(
         "ip-literal-denied",
         "an IP address as destination is refused by the proxy",
-        if ip.ends_with(" 403") {
-            pass("CONNECT 192.0.2.1:443 → 403")
+        if ip.starts_with("403 ") {
+            pass("GET http://192.0.2.1/ → 403")
         } else {
-            fail(format!("CONNECT 192.0.2.1:443 → {ip:?}"))
+            fail(format!("GET http://192.0.2.1/ → {ip:?}"))
+        },
+    );
+    // The TLS layer: a ClientHello naming another host than the CONNECT is refused, and
+    // the refusal is a page the agent can read, trusted through the stack CA.
+    let allowed_host = p
+        .allowed
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("")
+        .to_owned();
+    let (_, sni) = s.sandbox(
+        "dev",
+        &format!(
+            "curl -sS -D - -o /dev/null --max-time 15 --connect-to {d}:443:{allowed_host}:443 https://{d}/ 2>&1; true",
+            d = p.denied
+        ),
+    );
+    add(
+        "sni-checked",
+        "a TLS name (SNI) other than the CONNECT's host is refused",
+        if allowed_host.is_empty() || !p.allowed.starts_with("https:") {
+            Outcome::NotApplicable("--allowed is not an https:// URL".into())
+        } else if sni.contains("X-Safe-AI-Denied: sni-mismatch") {
+            pass(format!(
+                "CONNECT {allowed_host} with SNI {} → sni-mismatch page",
+                p.denied
+            ))
+        } else if sni.contains("HTTP/1.1 200 Connection established") && sni.contains("HTTP/1.1 5")
+        {
+            Outcome::NotApplicable(format!(
+                "the proxy refused, but could not reach {allowed_host} to show the page (offline?)"
+            ))
+        } else {
+            fail(format!(
+                "CONNECT {allowed_host} with SNI {}: {sni:?}",
+                p.denied
+            ))
+        },
+    );
+    let (_, page) = s.sandbox(
+        "dev",
+        &format!("curl -sS -i --max-time 15 https://{}/ 2>&1; true", p.denied),
+    );
+    add(
+        "denial-readable",
+        "an HTTPS denial is a page naming host, reason and fix, trusted without a certificate error",
+        if page.contains("X-Safe-AI-Denied: not-allowlisted") && page.contains("fix:") {
+            pass(format!(
+                "https://{}/ → 403 not-allowlisted, page read",
+                p.denied
+            ))
+        } else {
+            fail(format!("https://{}/: {page:?}", p.denied))
+        },
+    );
+    let (_, keys) = s.sandbox(
+        "root",
+        "ls -A /etc/safe-ai/ca; grep -l 'PRIVATE KEY' /etc/safe-ai/ca/* 2>/dev/null; true",
+    );
+    add(
+        "ca-key-absent",
+        "the sandbox has the stack CA's certificate, not its key",
+        if keys.trim() == "ca.crt" {
+            pass("/etc/safe-ai/ca holds ca.crt only")
+        } else {
+            fail(format!("/etc/safe-ai/ca: {keys:?}"))
         },
     );
 

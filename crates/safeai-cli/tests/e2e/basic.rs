@@ -139,7 +139,7 @@ pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
     let out = s.safeai(&[
         "verify",
         "--allowed",
-        "http://api.allowed.test/",
+        "https://api.allowed.test/",
         "--denied",
         "evil.test",
     ]);

@@ -1580,7 +1580,11 @@ pub fn a_dead_certificate_generator_is_replaced(s: &Stack) -> Result<(), String>
     let restore = Restore::new(|| heal(s));
     let result = (|| {
         let restarts = restart_count(s, "proxy");
-        let out = s.exec("proxy", "root", "pkill -KILL -f '^[(]security_file_certgen[)]'; echo $?");
+        let out = s.exec(
+            "proxy",
+            "root",
+            "pkill -KILL -f '^[(]security_file_certgen[)]'; echo $?",
+        );
         ensure(text(&out.stdout).trim() == "0", || {
             format!("no certificate generator to kill: {}", show(&out))
         })?;
@@ -1596,7 +1600,11 @@ pub fn a_dead_certificate_generator_is_replaced(s: &Stack) -> Result<(), String>
             std::thread::sleep(Duration::from_millis(250));
         }
         let back = killed.elapsed();
-        let out = s.exec("proxy", "root", "pgrep -c -f '^[(]security_file_certgen[)]'");
+        let out = s.exec(
+            "proxy",
+            "root",
+            "pgrep -c -f '^[(]security_file_certgen[)]'",
+        );
         eprintln!(
             "figure: certificate generator killed to a minted certificate again {:.1} s (proxy restarts {} -> {}, generators running {})",
             back.as_secs_f64(),

@@ -406,9 +406,9 @@ pub fn figure_cost_of_the_sni_check(s: &Stack) -> Result<(), String> {
             "curl -s -o /dev/null --max-time 120 --cacert {ca} -w '%{{size_download}} %{{speed_download}}' https://{host}/zero"
         ));
         match got.trim().split_once(' ') {
-            Some((size, speed)) if size.parse() == Ok(BYTES) => {
-                speed.parse::<f64>().map_err(|e| format!("{host}: {got:?}: {e}"))
-            }
+            Some((size, speed)) if size.parse() == Ok(BYTES) => speed
+                .parse::<f64>()
+                .map_err(|e| format!("{host}: {got:?}: {e}")),
             _ => Err(format!("download from {host} incomplete: {got:?}")),
         }
     };
@@ -423,7 +423,10 @@ pub fn figure_cost_of_the_sni_check(s: &Stack) -> Result<(), String> {
             .filter(|t: &f64| *t > 0.0)
             .collect();
         if times.len() != CONNECTIONS {
-            return Err(format!("{host}: {} of {CONNECTIONS} handshakes", times.len()));
+            return Err(format!(
+                "{host}: {} of {CONNECTIONS} handshakes",
+                times.len()
+            ));
         }
         times.sort_by(f64::total_cmp);
         Ok(times[CONNECTIONS / 2])
@@ -436,8 +439,17 @@ pub fn figure_cost_of_the_sni_check(s: &Stack) -> Result<(), String> {
             &s.run(
                 "docker",
                 &[
-                    "run", "--rm", "--network", &network, "-v", &mount, "--entrypoint", "bash",
-                    "safe-ai-sandbox:latest", "-c", script,
+                    "run",
+                    "--rm",
+                    "--network",
+                    &network,
+                    "-v",
+                    &mount,
+                    "--entrypoint",
+                    "bash",
+                    "safe-ai-sandbox:latest",
+                    "-c",
+                    script,
                 ],
             )
             .stdout,
