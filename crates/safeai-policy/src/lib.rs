@@ -27,7 +27,7 @@ mod origin;
 mod source;
 
 pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};
-pub use diagnostic::{Diagnostic, Error, Finding, Severity, Warning, render};
+pub use diagnostic::{Diagnostic, Error, Escaped, Finding, Severity, Warning, render};
 pub use domain::{Domain, Validated};
 pub use options::Tunnel;
 pub use origin::{Origin, Position};
