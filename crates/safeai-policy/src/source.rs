@@ -175,6 +175,7 @@ fn read_file(path: &Path) -> Result<String, Error> {
             kind: file_kind(&meta.file_type()),
         });
     }
+    wait_for_writer(&file)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(Error::TooLarge {
             size: meta.len(),
@@ -192,6 +193,24 @@ fn read_file(path: &Path) -> Result<String, Error> {
             "not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ),
+    })
+}
+
+/// Takes a shared lock on the file, so that a `safeai allow` rewriting it in place (under
+/// an exclusive lock) is never read half-written. A file system without locks is read
+/// as it is; a writer that holds the lock for more than 5 s is an error.
+fn wait_for_writer(file: &std::fs::File) -> Result<(), Error> {
+    for _ in 0..500 {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+        }
+    }
+    Err(Error::Io {
+        message: "another process has held a write lock on it for more than 5 s".into(),
     })
 }
 
