@@ -64,7 +64,19 @@ pub enum Error {
         /// The entry.
         input: String,
     },
-    /// A name whose last label is all digits (`127.1`, `10.0.0`): resolvers read it as an address.
+    /// A name every label of which is a number as `inet_aton` reads one, decimal, octal or
+    /// hex (`127.1`, `0x7f.0x0.0x0.0x1`, `1.0x7f`, `017.1`, `2130706433`): an IPv4 address
+    /// in another spelling.
+    #[error(
+        "`{}` is an IPv4 address in another spelling (every label is a decimal, octal or hex number)",
+        Shown(input)
+    )]
+    IpLike {
+        /// The entry.
+        input: String,
+    },
+    /// A name whose last label is a number (`example.123`, `example.0x7f`): URL parsers
+    /// read such a host as an IPv4 address and refuse it.
     #[error(
         "`{}` ends in a numeric label, so it would be read as an IP address",
         Shown(input)
@@ -219,13 +231,13 @@ pub enum Error {
         found: &'static str,
     },
     /// The file is not valid YAML, or has a key other than `domains`.
-    #[error("{message}")]
+    #[error("{}", Shown(message))]
     Yaml {
         /// The parser's message.
         message: String,
     },
     /// The YAML expands aliases or nests beyond the parser's limits (an alias bomb).
-    #[error("the YAML repeats aliases or nests too deeply ({message})")]
+    #[error("the YAML repeats aliases or nests too deeply ({})", Shown(message))]
     TooComplex {
         /// The parser's message.
         message: String,
@@ -234,15 +246,22 @@ pub enum Error {
     #[error("allowlist file not found")]
     FileNotFound,
     /// A file that exists but cannot be read.
-    #[error("cannot read the allowlist file: {message}")]
+    #[error("cannot read the allowlist file: {}", Shown(message))]
     Io {
         /// The operating system's message.
         message: String,
     },
+    /// A path that names something other than a regular file: a directory, a device
+    /// (`/dev/zero`), a named pipe. Refused before anything is read, so it never blocks.
+    #[error("the allowlist is {kind}, not a regular file")]
+    NotAFile {
+        /// What it is, with its article: `a directory`, `a named pipe (FIFO)`.
+        kind: &'static str,
+    },
     /// A file too large to be an allowlist.
-    #[error("the file is {size} bytes; the limit is {limit}")]
+    #[error("the file is {size} bytes or more; the limit is {limit}")]
     TooLarge {
-        /// Its size.
+        /// Its size as reported, or the number of bytes read before the limit stopped the read.
         size: u64,
         /// The limit.
         limit: u64,
@@ -257,7 +276,7 @@ impl Error {
             Error::Whitespace { input, .. } => {
                 let trimmed = input.trim();
                 if !trimmed.is_empty() && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    format!("write it without the surrounding whitespace: {trimmed}")
+                    format!("write it without the surrounding whitespace: {}", Shown(trimmed))
                 } else {
                     "one entry holds one domain: split it into several entries".into()
                 }
@@ -265,7 +284,10 @@ impl Error {
             Error::Url { host: Some(host), .. } => format!("write the domain alone: {host}"),
             Error::Url { host: None, .. } => "write the domain alone, without scheme or path".into(),
             Error::HostPort { host, .. } => format!("write the name without the port: {}", Shown(host)),
-            Error::IpLiteral { .. } | Error::Cidr { .. } | Error::NumericTopLabel { .. } => {
+            Error::IpLiteral { .. }
+            | Error::Cidr { .. }
+            | Error::IpLike { .. }
+            | Error::NumericTopLabel { .. } => {
                 "allowlist the service by its domain name".into()
             }
             Error::MisplacedWildcard { .. } => {
@@ -315,6 +337,9 @@ impl Error {
             Error::TooComplex { .. } => "write the list out without YAML aliases".into(),
             Error::FileNotFound => "check the path given with --allowlist or SAFE_AI_ALLOWLIST".into(),
             Error::Io { .. } => "check the file's permissions".into(),
+            Error::NotAFile { .. } => {
+                "name the allowlist file itself: a regular YAML file".into()
+            }
             Error::TooLarge { .. } => "an allowlist holds domain names; check that this is the right file".into(),
         }
     }
@@ -328,6 +353,7 @@ impl Error {
             Error::HostPort { .. } => "host-port",
             Error::IpLiteral { .. } => "ip-literal",
             Error::Cidr { .. } => "cidr",
+            Error::IpLike { .. } => "ip-like",
             Error::NumericTopLabel { .. } => "numeric-top-label",
             Error::MisplacedWildcard { .. } => "misplaced-wildcard",
             Error::BareWildcard { .. } => "bare-wildcard",
@@ -351,6 +377,7 @@ impl Error {
             Error::TooComplex { .. } => "too-complex",
             Error::FileNotFound => "file-not-found",
             Error::Io { .. } => "io",
+            Error::NotAFile { .. } => "not-a-file",
             Error::TooLarge { .. } => "too-large",
         }
     }
@@ -372,6 +399,16 @@ pub enum Warning {
     /// every tenant under it becomes reachable.
     #[error("`{domain}` is a shared hosting suffix; it allows every tenant under it")]
     PrivateSuffix {
+        /// The domain.
+        domain: Domain,
+    },
+    /// The public suffix list has a rule strictly below the domain (`s3.amazonaws.com`
+    /// under `amazonaws.com`, `*.kawasaki.jp` under `kawasaki.jp`): every tenant of those
+    /// shared suffixes becomes reachable.
+    #[error(
+        "`{domain}` has public suffixes under it (shared hosting or registries); it allows every tenant of each"
+    )]
+    SuffixesBelow {
         /// The domain.
         domain: Domain,
     },
@@ -400,7 +437,7 @@ pub enum Warning {
     #[error("the allowlist is empty: every request will be denied")]
     EmptyAllowlist,
     /// A Unicode name converted to its punycode form.
-    #[error("`{input}` is written as `{domain}`")]
+    #[error("`{}` is written as `{domain}`", Shown(input))]
     IdnConverted {
         /// The Unicode name as given.
         input: String,
@@ -418,6 +455,9 @@ impl Warning {
             }
             Warning::PrivateSuffix { domain } => {
                 format!("allow only the tenant you need, such as `your-name.{domain}`")
+            }
+            Warning::SuffixesBelow { domain } => {
+                format!("allow only the hosts you need under `{domain}`, each by its full name")
             }
             Warning::Duplicate { .. } => "remove one of the two".into(),
             Warning::Covered { by, .. } => {
@@ -440,6 +480,7 @@ impl Warning {
         match self {
             Warning::UnknownSuffix { .. } => "unknown-suffix",
             Warning::PrivateSuffix { .. } => "private-suffix",
+            Warning::SuffixesBelow { .. } => "suffixes-below",
             Warning::Duplicate { .. } => "duplicate",
             Warning::Covered { .. } => "covered",
             Warning::DefaultFileMissing => "default-file-missing",
@@ -457,18 +498,36 @@ impl Warning {
     }
 }
 
-/// Shows user input in a message: control characters and whitespace other than the
-/// plain space are escaped (`\n`, `\t`, `\u{ad}`), so a message is always one line
+/// Shows user input in a message: control characters (ESC, CR, newline), whitespace
+/// other than the plain space, and every other character Rust does not print as itself
+/// (format characters such as the bidi overrides, the soft hyphen, unassigned code
+/// points) are escaped (`\u{1b}`, `\r`, `\n`, `\u{202e}`), so a message is always one line
 /// and never carries raw control bytes to a terminal or a log.
-pub(crate) struct Shown<'a>(pub &'a str);
+///
+/// Every piece of text that came from outside (an entry, a YAML key, a parser's message
+/// quoting the input, a path, an environment value) goes through it before it is shown.
+///
+/// ```
+/// use safeai_policy::Escaped;
+/// assert_eq!(Escaped("\u{1b}[31mred\r").to_string(), "\\u{1b}[31mred\\r");
+/// assert_eq!(Escaped("bücher.de a\\b").to_string(), "bücher.de a\\b");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
 
-impl fmt::Display for Shown<'_> {
+pub(crate) use Escaped as Shown;
+
+impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
-            if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{ad}' {
-                write!(f, "{}", c.escape_debug())?;
-            } else {
+            // `escape_debug` also escapes quotes and the backslash, which print fine.
+            let plain = c == ' '
+                || matches!(c, '"' | '\'' | '\\')
+                || (!c.is_whitespace() && c.escape_debug().len() == 1);
+            if plain {
                 write!(f, "{c}")?;
+            } else {
+                write!(f, "{}", c.escape_debug())?;
             }
         }
         Ok(())

@@ -178,8 +178,11 @@ fn validate(input: &str) -> Result<Validated, Vec<Error>> {
         return Err(errors);
     }
 
+    if name.split('.').all(is_inet_aton_number) {
+        return Err(vec![Error::IpLike { input: owned() }]);
+    }
     let top = name.rsplit('.').next().unwrap_or(&name);
-    if top.bytes().all(|b| b.is_ascii_digit()) {
+    if is_inet_aton_number(top) {
         return Err(vec![Error::NumericTopLabel { input: owned() }]);
     }
 
@@ -202,10 +205,48 @@ fn validate(input: &str) -> Result<Validated, Vec<Error>> {
         }),
     }
 
+    if has_suffix_below(&name) {
+        warnings.push(Warning::SuffixesBelow {
+            domain: Domain(name.clone().into_boxed_str()),
+        });
+    }
+
     Ok(Validated {
         domain: Domain(name.into_boxed_str()),
         warnings,
     })
+}
+
+/// A label that `inet_aton` (and the URL standard's IPv4 parser) reads as a number:
+/// decimal or octal digits (`127`, `017`), or hex after `0x` (`0x7f`, and `0x` alone,
+/// which is 0). A name made only of such labels is an IPv4 address in another spelling
+/// (`0x7f.1`, `2130706433`); one whose last label is one is read as an address too.
+fn is_inet_aton_number(label: &str) -> bool {
+    match label.strip_prefix("0x") {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
+/// Whether the public suffix list has a rule strictly below `name` (`s3.amazonaws.com`
+/// under `amazonaws.com`, `*.kawasaki.jp` under `kawasaki.jp`): then `name` allows every
+/// tenant of that suffix.
+///
+/// The list is compiled into a trie that asks for the next label, right to left, only
+/// when the node it reached has children: it asks for one label past `name` exactly when
+/// a rule lies below it. (The tests check this against names whose rules are known.)
+fn has_suffix_below(name: &str) -> bool {
+    use psl::Psl;
+    use std::cell::Cell;
+
+    let labels: Vec<&[u8]> = name.rsplit('.').map(str::as_bytes).collect();
+    let asked = Cell::new(0);
+    let iter = (0..).map_while(|i| {
+        asked.set(i + 1);
+        labels.get(i).copied()
+    });
+    let _ = psl::List.find(iter);
+    asked.get() > labels.len()
 }
 
 fn punycode_ok(label: &str) -> bool {
@@ -305,7 +346,9 @@ mod tests {
         assert_eq!(err("[2001:db8::1]"), "ip-literal");
         assert_eq!(err("[2001:db8::1]:443"), "ip-literal");
         assert_eq!(err("10.0.0.0/8"), "cidr");
-        assert_eq!(err("127.1"), "numeric-top-label");
+        assert_eq!(err("127.1"), "ip-like");
+        assert_eq!(err("example.123"), "numeric-top-label");
+        assert_eq!(err("example.0x7f"), "numeric-top-label");
         assert_eq!(err("a.*.com"), "misplaced-wildcard");
         assert_eq!(err("**.a.com"), "misplaced-wildcard");
         assert_eq!(err("*"), "bare-wildcard");
@@ -341,6 +384,78 @@ mod tests {
                 .is_empty()
         );
         assert!(Domain::parse("github.com").unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn rejects_every_inet_aton_spelling_of_an_address() {
+        for name in [
+            "0x7f.0x0.0x0.0x1",
+            "0X7F.0.0.1",
+            "1.0x7f",
+            "0x7f",
+            "017.1",
+            "2130706433",
+            "127.0.1",
+            "0x.0x",
+            "1.2.3.4.5",
+        ] {
+            assert_eq!(err(name), "ip-like", "{name}");
+        }
+        for name in [
+            "1password.com",
+            "0x.example.com",
+            "7-zip.org",
+            "0x7f.example.com",
+            "123.example.com",
+            "0xg.0x1g",
+            "deadbeef.com",
+        ] {
+            assert!(Domain::parse(name).is_ok(), "{name}");
+        }
+    }
+
+    fn warning_codes(s: &str) -> Vec<&'static str> {
+        Domain::parse(s)
+            .unwrap()
+            .warnings
+            .iter()
+            .map(Warning::code)
+            .collect()
+    }
+
+    #[test]
+    fn warns_when_a_public_suffix_lies_below_the_entry() {
+        for name in [
+            "amazonaws.com",
+            "windows.net",
+            "core.windows.net",
+            "digitaloceanspaces.com",
+            "kawasaki.jp",
+        ] {
+            assert_eq!(warning_codes(name), ["suffixes-below"], "{name}");
+        }
+        // A private suffix with more suffixes under it says both.
+        assert_eq!(
+            warning_codes("azurewebsites.net"),
+            ["private-suffix", "suffixes-below"]
+        );
+        // Leaves of the list, tenants, exceptions and ordinary names: nothing below.
+        for name in [
+            "s3.amazonaws.com",
+            "blob.core.windows.net",
+            "city.kawasaki.jp",
+            "my-bucket.s3.amazonaws.com",
+            "github.com",
+            "pypi.org",
+            "googleapis.com",
+            "corp.internal",
+        ] {
+            assert!(
+                !warning_codes(name).contains(&"suffixes-below"),
+                "{name}: {:?}",
+                warning_codes(name)
+            );
+        }
     }
 
     #[test]

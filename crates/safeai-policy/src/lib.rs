@@ -22,13 +22,15 @@
 mod allowlist;
 mod diagnostic;
 mod domain;
+mod edit;
 mod options;
 mod origin;
 mod source;
 
 pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};
-pub use diagnostic::{Diagnostic, Error, Finding, Severity, Warning, render};
+pub use diagnostic::{Diagnostic, Error, Escaped, Finding, Severity, Warning, render};
 pub use domain::{Domain, Validated};
+pub use edit::{EditError, add_domains};
 pub use options::Tunnel;
 pub use origin::{Origin, Position};
 pub use source::{

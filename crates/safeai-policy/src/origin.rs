@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::Escaped;
+
 /// A line and column in a file, both counted from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Position {
@@ -66,12 +68,12 @@ impl fmt::Display for Origin {
             Origin::File {
                 path,
                 position: None,
-            } => f.write_str(path),
+            } => write!(f, "{}", Escaped(path)),
             Origin::File {
                 path,
                 position: Some(p),
-            } => write!(f, "{path}:{}:{}", p.line, p.column),
-            Origin::Env { var, index } => write!(f, "{var}[{index}]"),
+            } => write!(f, "{}:{}:{}", Escaped(path), p.line, p.column),
+            Origin::Env { var, index } => write!(f, "{}[{index}]", Escaped(var)),
             Origin::Code { index } => write!(f, "code[{index}]"),
         }
     }

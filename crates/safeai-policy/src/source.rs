@@ -161,20 +161,93 @@ fn read_file(path: &Path) -> Result<String, Error> {
             message: e.to_string(),
         },
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes; without blocking it opens at
+    // once, and the check below refuses it. A regular file ignores the flag.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(io)?;
+    // The opened file's own metadata: no other file can take its place in between.
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+    wait_for_writer(&file)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(Error::TooLarge {
             size: meta.len(),
             limit: MAX_FILE_BYTES,
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = read_bounded(file, MAX_FILE_BYTES)
+        .map_err(io)?
+        .ok_or(Error::TooLarge {
+            size: MAX_FILE_BYTES + 1,
+            limit: MAX_FILE_BYTES,
+        })?;
     String::from_utf8(bytes).map_err(|e| Error::Io {
         message: format!(
             "not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ),
     })
+}
+
+/// Takes a shared lock on the file, so that a `safeai allow` rewriting it in place (under
+/// an exclusive lock) is never read half-written. A file system without locks is read
+/// as it is; a writer that holds the lock for more than 5 s is an error.
+fn wait_for_writer(file: &std::fs::File) -> Result<(), Error> {
+    for _ in 0..500 {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+        }
+    }
+    Err(Error::Io {
+        message: "another process has held a write lock on it for more than 5 s".into(),
+    })
+}
+
+/// Everything `reader` holds, or `None` when it holds more than `limit` bytes: the read
+/// stops there, whatever the file's reported size said (a file still growing, a
+/// `/proc` file that reports 0).
+fn read_bounded(reader: impl std::io::Read, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// What a file that is not a regular file is, with its article, for a message.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Splits a comma-separated list: whitespace around items trimmed, empty items ignored,
@@ -664,5 +737,21 @@ impl MarkedEventReceiver for EntryMarks {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_reader_is_read_only_up_to_the_limit() {
+        // `repeat` never ends: only the bound makes this return.
+        assert_eq!(read_bounded(std::io::repeat(b'a'), 10).unwrap(), None);
+        assert_eq!(
+            read_bounded(&b"domains: []"[..], 11).unwrap().as_deref(),
+            Some(&b"domains: []"[..])
+        );
+        assert_eq!(read_bounded(&b"domains: []"[..], 10).unwrap(), None);
     }
 }

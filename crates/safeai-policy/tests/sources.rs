@@ -250,3 +250,75 @@ fn a_key_given_twice_in_an_entry_is_an_error() {
         "{shown}"
     );
 }
+
+/// `check` on `path` in a thread: the answer's error codes, or a failure after 10 s (the
+/// old code read `/dev/zero` and blocked on a FIFO forever).
+#[cfg(unix)]
+fn codes_within_seconds(path: &std::path::Path) -> Vec<&'static str> {
+    let path = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let source = Source::File {
+            path,
+            required: true,
+        };
+        let codes: Vec<&'static str> = match check(&[source]) {
+            Ok(_) => vec!["accepted"],
+            Err(r) => r.diagnostics.iter().map(|d| d.code()).collect(),
+        };
+        let _ = tx.send(codes);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("check did not return within 10 s")
+}
+
+#[cfg(unix)]
+#[test]
+fn devices_pipes_and_directories_are_refused_without_reading() {
+    assert_eq!(
+        codes_within_seconds(std::path::Path::new("/dev/zero")),
+        ["not-a-file"]
+    );
+    let dir = std::env::temp_dir().join(format!("safeai-policy-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("allowlist.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_eq!(codes_within_seconds(&fifo), ["not-a-file"]);
+    assert_eq!(codes_within_seconds(&dir), ["not-a-file"]);
+    let message = check(&[Source::File {
+        path: fifo,
+        required: true,
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message
+            .contains("allowlist.yaml: the allowlist is a named pipe (FIFO), not a regular file"),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn terminal_escapes_in_keys_and_paths_are_shown_escaped() {
+    let text = "domains: [github.com]\n\"\\e[31mred\\rx\": 1\n";
+    let message = check(&[yaml(text)]).unwrap_err().to_string();
+    assert!(
+        !message.contains('\u{1b}') && !message.contains('\r'),
+        "{message:?}"
+    );
+    assert!(message.contains("\\u{1b}[31mred\\rx"), "{message}");
+    let path = std::path::PathBuf::from("no\u{1b}[2Jfile\n.yaml");
+    let message = check(&[Source::File {
+        path,
+        required: true,
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("no\\u{1b}[2Jfile\\n.yaml"), "{message}");
+}
