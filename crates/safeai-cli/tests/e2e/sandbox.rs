@@ -1020,21 +1020,20 @@ fn local_forwarding_is_refused(s: &Stack, host: &str, remote_port: u16) -> Resul
             break;
         }
         match fetch(port, "/") {
-            // The local listener accepted, then closed: the channel was refused.
-            Ok(body) if body.is_empty() => {
-                let ssh_err = std::fs::read_to_string(&err_path).unwrap_or_default();
-                if ssh_err.contains("administratively prohibited") {
-                    return Ok(());
-                }
-                last = format!("empty answer, ssh said {ssh_err:?}");
-            }
-            Ok(body) => {
+            Ok(body) if !body.is_empty() => {
                 return Err(format!(
                     "`ssh -L {port}:{host}:{remote_port}` reached the target: {body:?}"
                 ));
             }
-            // Connection refused: ssh is not listening yet.
-            Err(e) => last = format!("error: {e}"),
+            // Nothing came back (an empty answer, a reset, or ssh not listening yet): a
+            // refusal only when sshd said so.
+            outcome => {
+                let ssh_err = std::fs::read_to_string(&err_path).unwrap_or_default();
+                if ssh_err.contains("administratively prohibited") {
+                    return Ok(());
+                }
+                last = format!("{outcome:?}");
+            }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
