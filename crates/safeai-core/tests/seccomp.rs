@@ -537,14 +537,22 @@ fn ioctl_refuses_tiocsti_and_tioclinux_whatever_the_high_bits() {
     }
 }
 
-const AF_ALG: u32 = 38;
-const AF_VSOCK: u32 = 40;
+/// The families `socket` allows: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK.
+const SOCKET_FAMILIES: [u32; 4] = [1, 2, 10, 16];
 
 #[test]
-fn socket_refuses_af_alg_and_af_vsock_whatever_the_high_bits() {
+fn socket_allows_only_unix_inet_inet6_and_netlink_whatever_the_high_bits() {
     let profile = rendered();
     let entries = entries_for(&profile, "socket");
-    assert_low32_patterns(&entries, 0);
+    assert_eq!(entries.len(), SOCKET_FAMILIES.len(), "one entry per family");
+    for entry in &entries {
+        let [condition] = entry.args.as_slice() else {
+            panic!("one condition per entry, or runc and libseccomp disagree: {entry:?}");
+        };
+        assert_eq!(entry.action, Action::Allow);
+        assert_eq!((condition.index, condition.op), (0, Operator::MaskedEqual));
+        assert_eq!(condition.value, 0xffff_ffff, "the mask is the low 32 bits");
+    }
     let socket = |family: u64| decide(&profile, &entries, arg0(family));
 
     for (family, name) in [
@@ -552,28 +560,40 @@ fn socket_refuses_af_alg_and_af_vsock_whatever_the_high_bits() {
         (2, "AF_INET"),
         (10, "AF_INET6"),
         (16, "AF_NETLINK"),
-        (17, "AF_PACKET"),
+        (
+            0x1_0000_0002,
+            "AF_INET with a high bit, which the kernel drops",
+        ),
+        (0xffff_ffff_0000_000a, "AF_INET6 with all high bits"),
     ] {
         assert_eq!(socket(family), Ok(()), "{name}");
     }
-    assert_eq!(socket(38), Err(1), "AF_ALG");
-    assert_eq!(socket(40), Err(1), "AF_VSOCK");
-    assert_eq!(
-        socket(0x1_0000_0028),
-        Err(1),
-        "AF_VSOCK with a high bit, which the kernel drops"
-    );
-    assert_eq!(socket(39), Ok(()));
+    for (family, name) in [
+        (0, "AF_UNSPEC"),
+        (4, "AF_IPX"),
+        (15, "AF_KEY"),
+        (17, "AF_PACKET"),
+        (29, "AF_CAN"),
+        (31, "AF_BLUETOOTH"),
+        (38, "AF_ALG"),
+        (40, "AF_VSOCK"),
+        (44, "AF_XDP"),
+        (0x1_0000_0028, "AF_VSOCK with a high bit"),
+        (0x1_0000_0000, "AF_UNSPEC with a high bit"),
+        (0x0001_0001, "AF_UNIX in a higher half-word"),
+        (u64::MAX, "-1"),
+    ] {
+        assert_eq!(socket(family), Err(1), "{name}");
+    }
 
     let intended = |family: u64| {
-        let kernel_sees = family as u32;
-        if kernel_sees == AF_ALG || kernel_sees == AF_VSOCK {
-            Err(1)
-        } else {
+        if SOCKET_FAMILIES.contains(&(family as u32)) {
             Ok(())
+        } else {
+            Err(1)
         }
     };
-    for family in probes(&[AF_ALG, AF_VSOCK], 0x1000) {
+    for family in probes(&SOCKET_FAMILIES, 0x1000) {
         assert_eq!(socket(family), intended(family), "socket({family:#x})");
     }
 }
@@ -970,4 +990,32 @@ fn excluding_no_value_is_allowing_everything() {
         32,
         "one pattern per bit of the excluded value"
     );
+}
+
+#[test]
+fn allowing_only_some_values_is_one_low32_equality_each() {
+    let Rule::AllowIf(alternatives) = Rule::allow_only_u32(ArgIndex::ARG0, &[10, 2, 10]) else {
+        panic!("a conditional rule")
+    };
+    let expected: Vec<Vec<Condition>> = [2, 10]
+        .into_iter()
+        .map(|v| {
+            let cmp = Comparison::MaskedEqual {
+                mask: 0xffff_ffff,
+                value: v,
+            };
+            vec![Condition::new(ArgIndex::ARG0, cmp)]
+        })
+        .collect();
+    assert_eq!(alternatives, expected, "sorted, repeats dropped");
+
+    let mut b = SeccompProfile::builder(Errno::EPERM, [Architecture::X86_64]);
+    let error = b
+        .group(
+            "nothing",
+            Rule::allow_only_u32(ArgIndex::ARG0, &[]),
+            ["socket"],
+        )
+        .expect_err("allowing no value is no rule");
+    assert!(matches!(error, SeccompError::NoAlternatives { .. }));
 }

@@ -60,10 +60,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 ARCH = platform.machine()
 NR = {
-    "x86_64": dict(ioctl=16, ptrace=101, personality=135, mount=165, keyctl=250,
-                   unshare=272, bpf=321, clone3=435),
+    "x86_64": dict(ioctl=16, socket=41, ptrace=101, personality=135, mount=165,
+                   keyctl=250, unshare=272, bpf=321, clone3=435),
     "aarch64": dict(ioctl=29, mount=40, unshare=97, ptrace=117, personality=92,
-                    keyctl=219, bpf=280, clone3=435),
+                    socket=198, keyctl=219, bpf=280, clone3=435),
 }.get(ARCH)
 print(f"arch={ARCH if NR else 'unknown:' + ARCH}", flush=True)
 if NR is None:
@@ -361,6 +361,101 @@ pub fn seccomp_refuses_dangerous_syscalls(s: &Stack) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The socket probe. Unfiltered, the kernel rejects a type with an unknown flag bit
+/// (0x100) with EINVAL before it looks at the family, whatever the family and whoever
+/// asks; only the filter can answer EPERM to that call. A family the filter allows reaches
+/// the kernel and gets EINVAL; a refused one gets EPERM. Then real sockets of the four
+/// allowed families, and of two refused ones.
+const SOCKET_PROBE: &str = r#"
+import socket
+BAD_TYPE = socket.SOCK_STREAM | 0x100
+FAMILIES = dict(unix=1, inet=2, inet6=10, netlink=16, unspec=0, key=15, packet=17,
+                can=29, bluetooth=31, alg=38, vsock=40, xdp=44)
+for name, family in FAMILIES.items():
+    out(f"bad_type_{name}", iso("socket", family, BAD_TYPE, 0))
+    out(f"bad_type_{name}_high_bits", iso("socket", family | 1 << 32, BAD_TYPE, 0))
+def real(family, kind, proto=0):
+    try:
+        socket.socket(family, kind, proto).close()
+        return "OK"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+out("real_unix", real(socket.AF_UNIX, socket.SOCK_STREAM))
+out("real_inet", real(socket.AF_INET, socket.SOCK_STREAM))
+out("real_inet6", real(socket.AF_INET6, socket.SOCK_DGRAM))
+out("real_netlink_route", real(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+out("real_packet", real(socket.AF_PACKET, socket.SOCK_DGRAM))
+out("real_can", real(socket.AF_CAN, socket.SOCK_RAW, 1))
+"#;
+
+/// seccomp lets `socket` through for AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK only (also
+/// with high bits set, which the kernel drops) and refuses every other family with EPERM,
+/// for dev and root; the allowed families give working sockets, and `ip` (netlink) and
+/// Python's loopback TCP over IPv4 work.
+pub fn seccomp_allows_only_four_socket_families(s: &Stack) -> Result<(), String> {
+    let mut want: Vec<(String, &str)> = Vec::new();
+    for (family, verdict) in [
+        ("unix", "EINVAL"),
+        ("inet", "EINVAL"),
+        ("inet6", "EINVAL"),
+        ("netlink", "EINVAL"),
+        ("unspec", "EPERM"),
+        ("key", "EPERM"),
+        ("packet", "EPERM"),
+        ("can", "EPERM"),
+        ("bluetooth", "EPERM"),
+        ("alg", "EPERM"),
+        ("vsock", "EPERM"),
+        ("xdp", "EPERM"),
+    ] {
+        want.push((format!("bad_type_{family}"), verdict));
+        want.push((format!("bad_type_{family}_high_bits"), verdict));
+    }
+    for (key, verdict) in [
+        ("real_unix", "OK"),
+        ("real_inet", "OK"),
+        ("real_inet6", "OK"),
+        ("real_netlink_route", "OK"),
+        ("real_packet", "EPERM"),
+        ("real_can", "EPERM"),
+    ] {
+        want.push((key.to_owned(), verdict));
+    }
+    let want: Vec<(&str, &str)> = want.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let probe = python(SOCKET_PROBE);
+    for user in ["dev", "root"] {
+        let out = s.exec("sandbox", user, &probe);
+        let arch = pairs(&text(&out.stdout))
+            .get("arch")
+            .cloned()
+            .unwrap_or_default();
+        ensure(arch == "x86_64" || arch == "aarch64", || {
+            format!(
+                "{user}: no syscall numbers for {arch:?}: {}",
+                text(&out.stderr)
+            )
+        })?;
+        expect_all(&format!("{user} socket families"), &out, &want)?;
+    }
+
+    // Netlink in use (`ip` lists the interfaces over NETLINK_ROUTE), and TCP over loopback.
+    let out = s.sandbox(
+        r#"ip -o link show lo >/dev/null && echo ip=OK
+python3 - <<'PY'
+import socket
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(("127.0.0.1", 0)); srv.listen(1)
+cli = socket.create_connection(srv.getsockname()); conn, _ = srv.accept()
+cli.sendall(b"ping"); print("tcp_loopback=" + conn.recv(4).decode())
+PY"#,
+    );
+    expect_all(
+        "ip and loopback TCP",
+        &out,
+        &[("ip", "OK"), ("tcp_loopback", "ping")],
+    )
 }
 
 // ---- 2. privileges ---------------------------------------------------------------------
@@ -741,6 +836,8 @@ pub fn ssh_refuses_passwords_root_and_remote_forwarding(s: &Stack) -> Result<(),
         "kbdinteractiveauthentication no",
         "authenticationmethods publickey",
         "allowtcpforwarding local",
+        "permitopen localhost:* 127.0.0.1:*",
+        "permituserrc no",
         "allowagentforwarding no",
         "x11forwarding no",
         "permittunnel no",
@@ -881,15 +978,112 @@ pub fn ssh_refuses_passwords_root_and_remote_forwarding(s: &Stack) -> Result<(),
         &[("agent", "none"), ("display", "none")],
     )?;
 
+    // ~/.ssh/rc, which dev (or the agent) can write, is not run at login.
+    let marker = format!("/tmp/{}", unique("ssh-rc"));
+    let out = s.sandbox(&format!(
+        "mkdir -p ~/.ssh && printf 'touch {marker}\\n' > ~/.ssh/rc && cat ~/.ssh/rc"
+    ));
+    ensure(text(&out.stdout).contains(&marker), || {
+        format!("could not write ~/.ssh/rc: {}", text(&out.stderr))
+    })?;
+    let login = ssh(s, &["dev@127.0.0.1", "echo logged-in"], &[], 30);
+    let out = s.sandbox(&format!(
+        "rm -f ~/.ssh/rc; test -e {marker} && echo rc=RAN || echo rc=absent; rm -f {marker}"
+    ));
+    let login = login?;
+    ensure(text(&login.stdout) == "logged-in\n", || {
+        format!("login with ~/.ssh/rc present: {}", text(&login.stderr))
+    })?;
+    expect_all("~/.ssh/rc", &out, &[("rc", "absent")])?;
+
     // Local forwarding works (VS Code Remote-SSH reaches its server this way): a file
-    // served on the sandbox's loopback comes back through `ssh -L`.
-    local_forwarding_works(s)
+    // served on the sandbox's loopback comes back through `ssh -L`, named either way.
+    local_forwarding_works(s, "127.0.0.1", 8765)?;
+    local_forwarding_works(s, "localhost", 8766)?;
+
+    // ... and reaches nothing else: the proxy's Squid port, which the sandbox itself can
+    // reach, is refused through `ssh -L` (sshd answers the channel open with
+    // "administratively prohibited", and the client closes the local connection).
+    local_forwarding_is_refused(s, &s.proxy_ip(), 3128)
 }
 
-fn local_forwarding_works(s: &Stack) -> Result<(), String> {
+/// `ssh -L` to `host:port` in the sandbox: the tunnel comes up (the local port listens),
+/// but a connection through it gets nothing back and ssh reports that sshd refused it.
+fn local_forwarding_is_refused(s: &Stack, host: &str, remote_port: u16) -> Result<(), String> {
+    let port = free_port();
+    let (mut tunnel, err_path, _err_file) = tunnel(s, port, host, remote_port)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Some(status) = tunnel.0.try_wait().unwrap() {
+            last = format!("ssh -L exited with {status}");
+            break;
+        }
+        match fetch(port, "/") {
+            Ok(body) if !body.is_empty() => {
+                return Err(format!(
+                    "`ssh -L {port}:{host}:{remote_port}` reached the target: {body:?}"
+                ));
+            }
+            // Nothing came back (an empty answer, a reset, or ssh not listening yet): a
+            // refusal only when sshd said so.
+            outcome => {
+                let ssh_err = std::fs::read_to_string(&err_path).unwrap_or_default();
+                if ssh_err.contains("administratively prohibited") {
+                    return Ok(());
+                }
+                last = format!("{outcome:?}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(tunnel);
+    let ssh_err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    Err(format!(
+        "`ssh -L {port}:{host}:{remote_port}`: no refusal seen in 15 s; last {last}\nssh: {ssh_err}"
+    ))
+}
+
+/// `ssh -N -L 127.0.0.1:port:host:remote_port` as dev, its stderr in a scratch file.
+fn tunnel(
+    s: &Stack,
+    port: u16,
+    host: &str,
+    remote_port: u16,
+) -> Result<(Spawned, PathBuf, Scratch), String> {
+    let mut args = s.ssh_options();
+    args.extend(
+        [
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            &format!("127.0.0.1:{port}:{host}:{remote_port}"),
+            "dev@127.0.0.1",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned()),
+    );
+    let err_path = s.scratch.join(format!("{}.stderr", unique("ssh-L")));
+    let err_file = Scratch(err_path.clone());
+    let tunnel = Spawned(
+        Command::new("ssh")
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&err_path).unwrap())
+            .spawn()
+            .map_err(|e| format!("ssh -L: {e}"))?,
+    );
+    Ok((tunnel, err_path, err_file))
+}
+
+/// A file served on the sandbox's loopback on `remote_port` comes back through
+/// `ssh -L …:host:remote_port`.
+fn local_forwarding_works(s: &Stack, host: &str, remote_port: u16) -> Result<(), String> {
     let dir = WorkDir::new(s, "forward")?;
     let marker = unique("marker");
-    let remote_port = 8765;
     // The server lives at most 60 s whatever happens; its PID (timeout's, which passes
     // SIGTERM on) is killed at the end.
     let out = s.sandbox(&format!(
@@ -922,31 +1116,7 @@ fn local_forwarding_works(s: &Stack) -> Result<(), String> {
     let _server = Server(s, pid);
 
     let port = free_port();
-    let mut args = s.ssh_options();
-    args.extend(
-        [
-            "-N",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-L",
-            &format!("127.0.0.1:{port}:127.0.0.1:{remote_port}"),
-            "dev@127.0.0.1",
-        ]
-        .iter()
-        .map(|a| (*a).to_owned()),
-    );
-    let err_path = s.scratch.join(format!("{}.stderr", unique("ssh-L")));
-    let _err_file = Scratch(err_path.clone());
-    let mut tunnel = Spawned(
-        Command::new("ssh")
-            .args(&args)
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err_path).unwrap())
-            .spawn()
-            .map_err(|e| format!("ssh -L: {e}"))?,
-    );
+    let (mut tunnel, err_path, _err_file) = tunnel(s, port, host, remote_port)?;
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut last = String::new();
@@ -967,7 +1137,7 @@ fn local_forwarding_works(s: &Stack) -> Result<(), String> {
     drop(tunnel);
     let ssh_err = std::fs::read_to_string(&err_path).unwrap_or_default();
     Err(format!(
-        "nothing came through `ssh -L {port}:127.0.0.1:{remote_port}` in 15 s; last {last}\nssh: {ssh_err}"
+        "nothing came through `ssh -L {port}:{host}:{remote_port}` in 15 s; last {last}\nssh: {ssh_err}"
     ))
 }
 
@@ -985,6 +1155,7 @@ fn fetch(port: u16, path: &str) -> std::io::Result<String> {
 
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     seccomp_refuses_dangerous_syscalls,
+    seccomp_allows_only_four_socket_families,
     setuid_binaries_do_not_elevate_and_dev_has_no_capabilities,
     work_inside_keeps_working,
     writes_outside_workspace_tmp_and_home_fail,

@@ -348,6 +348,28 @@ impl Stack {
             "figure: up to healthy {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        // The first key login, as a user would try it right after `up`.
+        loop {
+            let mut args = stack.ssh_options();
+            args.extend(["dev@127.0.0.1".into(), "true".into()]);
+            let ok = Command::new("ssh")
+                .args(&args)
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::null())
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("no SSH login as dev within 180 s of `up`".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "figure: up to first SSH login {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 

@@ -364,6 +364,30 @@ impl Rule {
         Self::AllowIf(alternatives)
     }
 
+    /// Allowed only when argument `arg`, read as the 32-bit integer the kernel sees, is one
+    /// of `allowed`; every other value gets the profile's default action. With nothing
+    /// allowed the rule has no alternative, which the builder refuses.
+    ///
+    /// Each value is its own single-condition alternative, `arg & 0xffffffff == value`: the
+    /// mask keeps the high bits out of the comparison, as the kernel does (so `0x1_0000_0002`
+    /// is AF_INET to both), and one condition per alternative survives runc's splitting of
+    /// repeated arguments.
+    pub fn allow_only_u32(arg: ArgIndex, allowed: &[u32]) -> Self {
+        let values: BTreeSet<u32> = allowed.iter().copied().collect();
+        Self::AllowIf(
+            values
+                .into_iter()
+                .map(|v| {
+                    let cmp = Comparison::MaskedEqual {
+                        mask: u64::from(u32::MAX),
+                        value: u64::from(v),
+                    };
+                    vec![Condition::new(arg, cmp)]
+                })
+                .collect(),
+        )
+    }
+
     fn check(&self, name: &SyscallName) -> Result<(), SeccompError> {
         let Self::AllowIf(alternatives) = self else {
             return Ok(());

@@ -122,11 +122,16 @@ const TIOCSTI: u32 = 0x5412;
 /// Subcommands of the Linux console, some of which read or inject its contents.
 const TIOCLINUX: u32 = 0x541c;
 
-/// The kernel crypto API over sockets: a large attack surface, unused by dev tools.
-const AF_ALG: u32 = 38;
-/// Virtual machine sockets are not namespaced: under Docker Desktop they reach the host VM's
-/// services. Docker's own default profile refuses them too.
-const AF_VSOCK: u32 = 40;
+/// The socket families a development environment needs: local sockets, IPv4, IPv6, and
+/// netlink (`ip`, `ss`, glibc's `getaddrinfo` with AI_ADDRCONFIG, Node's interface list).
+/// Everything else (AF_PACKET, AF_ALG, AF_VSOCK, AF_CAN, AF_BLUETOOTH, AF_KEY, AF_XDP, …) is
+/// kernel code an agent has no use for; AF_VSOCK in particular is not namespaced and under
+/// Docker Desktop reaches the host VM's services.
+const SOCKET_FAMILIES: [u32; 4] = [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK];
+const AF_UNIX: u32 = 1;
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const AF_NETLINK: u32 = 16;
 
 /// The personas Docker's default profile allows: PER_LINUX, PER_LINUX32, UNAME26,
 /// UNAME26 | PER_LINUX32, and 0xffffffff, which only queries. Notably absent:
@@ -138,8 +143,8 @@ impl SeccompProfile {
     /// EPERM, on [`Architecture::ALL`].
     ///
     /// `clone` is allowed only without namespace flags, `clone3` answers ENOSYS so glibc falls
-    /// back to `clone`, `ioctl` is allowed except TIOCSTI and TIOCLINUX, `socket` except
-    /// AF_ALG and AF_VSOCK, `personality` only for Docker's five personas. Everything in
+    /// back to `clone`, `ioctl` is allowed except TIOCSTI and TIOCLINUX, `socket` only for
+    /// AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK, `personality` only for Docker's five personas. Everything in
     /// [`DENIED_SYSCALLS`] is left out.
     ///
     /// # Panics
@@ -232,7 +237,10 @@ fn build_sandbox() -> Result<SeccompProfile, SeccompError> {
         "timer_gettime", "timer_gettime64", "timer_settime", "timer_settime64",
         "timerfd_create", "timerfd_gettime", "timerfd_gettime64", "timerfd_settime", "timerfd_settime64",
     ])?;
-    b.allow("sockets (socket has its own rule below; socketcall is 32-bit x86's door to all of them)", [
+    // socketcall is 32-bit x86's multiplexer, whose arguments sit behind a pointer seccomp
+    // cannot read. Leaving it out would not close that door: libseccomp turns every rule on
+    // `socket` for x86 into `socketcall(SYS_SOCKET)` with the family condition dropped.
+    b.allow("sockets (socket has its own rule below; socketcall is 32-bit x86's door to all of them, family unchecked)", [
         "socketpair", "bind", "listen", "accept", "accept4", "connect", "shutdown",
         "getsockname", "getpeername", "getsockopt", "setsockopt",
         "send", "sendto", "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64",
@@ -295,8 +303,8 @@ fn build_sandbox() -> Result<SeccompProfile, SeccompError> {
         ["ioctl"],
     )?;
     b.group(
-        "socket: any address family but AF_ALG (38) and AF_VSOCK (40); one prefix pattern of the family's low 32 bits per entry, since the kernel ignores the high bits",
-        Rule::allow_unless_u32(ArgIndex::ARG0, &[AF_ALG, AF_VSOCK]),
+        "socket: AF_UNIX (1), AF_INET (2), AF_INET6 (10) and AF_NETLINK (16) only, one entry each comparing the family's low 32 bits (the kernel ignores the high bits); every other family gets the default EPERM",
+        Rule::allow_only_u32(ArgIndex::ARG0, &SOCKET_FAMILIES),
         ["socket"],
     )?;
     b.group(
