@@ -1447,20 +1447,6 @@ pub fn a_replaced_allowlist_is_reported_not_silently_reloaded(s: &Stack) -> Resu
     restore.finish(result)
 }
 
-/// The stack CA's fingerprint as `service` sees it at `path`.
-fn ca_fingerprint(s: &Stack, service: &str, path: &str) -> String {
-    text(
-        &s.exec(
-            service,
-            "root",
-            &format!("openssl x509 -noout -fingerprint -sha256 -in {path}"),
-        )
-        .stdout,
-    )
-    .trim()
-    .to_owned()
-}
-
 /// The sandbox reads a denied HTTPS page trusting only its system bundle: proof that it
 /// trusts the proxy's current CA.
 fn sandbox_trusts_the_proxy(s: &Stack) -> Result<(), String> {
@@ -1477,7 +1463,7 @@ fn sandbox_trusts_the_proxy(s: &Stack) -> Result<(), String> {
 /// `safeai ca rotate` on the host: a new CA in the proxy, the sandbox restarted with it
 /// in its bundle, denied HTTPS pages still trusted.
 pub fn safeai_ca_rotate_gives_proxy_and_sandbox_a_new_ca(s: &Stack) -> Result<(), String> {
-    let before = ca_fingerprint(s, "sandbox", "/etc/safe-ai/ca/ca.crt");
+    let before = s.ca_fingerprint("sandbox", "/etc/safe-ai/ca/ca.crt");
     let restore = Restore::new(|| heal(s));
     let result = (|| {
         let out = s.safeai(&["ca", "rotate"]);
@@ -1486,8 +1472,8 @@ pub fn safeai_ca_rotate_gives_proxy_and_sandbox_a_new_ca(s: &Stack) -> Result<()
         })?;
         let took = wait_healthy(s, &["proxy", "sandbox"], Duration::from_secs(90))?;
         let (proxy, sandbox) = (
-            ca_fingerprint(s, "proxy", "/var/lib/safe-ai/ca/ca.crt"),
-            ca_fingerprint(s, "sandbox", "/etc/safe-ai/ca/ca.crt"),
+            s.ca_fingerprint("proxy", "/var/lib/safe-ai/ca/ca.crt"),
+            s.ca_fingerprint("sandbox", "/etc/safe-ai/ca/ca.crt"),
         );
         ensure(
             !before.is_empty() && sandbox != before && proxy == sandbox,

@@ -420,6 +420,21 @@ impl Stack {
         self.run("docker", &args)
     }
 
+    /// The stack CA's SHA-256 fingerprint as `service` sees the certificate at `path`.
+    pub fn ca_fingerprint(&self, service: &str, path: &str) -> String {
+        text(
+            &self
+                .exec(
+                    service,
+                    "root",
+                    &format!("openssl x509 -noout -fingerprint -sha256 -in {path}"),
+                )
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    }
+
     pub fn down(&self) {
         let logs = self.compose(&["logs", "--no-color", "--tail", "200"]);
         std::fs::write(self.scratch.join("compose.log"), &logs.stdout).ok();

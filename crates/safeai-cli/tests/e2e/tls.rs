@@ -245,19 +245,9 @@ pub fn the_ca_key_never_reaches_the_sandbox(s: &Stack) -> Result<(), String> {
         || format!("/etc/safe-ai/ca holds more than the certificate, or is writable: {rest:?}"),
     )?;
     // The certificate the sandbox trusts is the proxy's.
-    let fp = |service: &str, path: &str| {
-        text(
-            &s.exec(
-                service,
-                "root",
-                &format!("openssl x509 -noout -fingerprint -sha256 -in {path}"),
-            )
-            .stdout,
-        )
-    };
     let (proxy, sandbox) = (
-        fp("proxy", "/var/lib/safe-ai/ca/ca.crt"),
-        fp("sandbox", "/etc/safe-ai/ca/ca.crt"),
+        s.ca_fingerprint("proxy", "/var/lib/safe-ai/ca/ca.crt"),
+        s.ca_fingerprint("sandbox", "/etc/safe-ai/ca/ca.crt"),
     );
     ensure(!proxy.is_empty() && proxy == sandbox, || {
         format!("stack CA in the proxy {proxy:?}, in the sandbox {sandbox:?}")
