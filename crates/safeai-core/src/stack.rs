@@ -378,7 +378,9 @@ pub struct SecurityProfile {
     pub tmpfs: Vec<Tmpfs>,
     /// Memory limit (`8g`).
     pub memory: Knob<String>,
-    /// CPU limit (`4`).
+    /// CPU limit in CPUs (`1.5`); `0` is Docker's "no limit". Docker refuses to start a
+    /// container whose limit exceeds the host's CPUs, so a default must be one that every
+    /// host satisfies: `make setup` writes a fitting limit into the `.env` it creates.
     pub cpus: Knob<String>,
     /// Maximum number of processes and threads: contains fork bombs.
     pub pids: u32,
@@ -504,7 +506,8 @@ impl Default for Stack {
                     },
                 ],
                 memory: knob("SAFE_AI_SANDBOX_MEMORY", "8g".into()),
-                cpus: knob("SAFE_AI_SANDBOX_CPUS", "4".into()),
+                // No CPU cap unless configured (a fixed cap such as 4 fails on a 2-core host).
+                cpus: knob("SAFE_AI_SANDBOX_CPUS", "0".into()),
                 pids: 1024,
                 runtime: Some(knob("SAFE_AI_RUNTIME", "runc".into())),
             },
