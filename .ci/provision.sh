@@ -13,7 +13,12 @@
 #      driver and iptables backend chosen by probing, networks checked
 #   4. stand-in base images built from debootstrap: debian:bookworm-slim and
 #      rust:1-slim-bookworm (the machine's own stable toolchain)
-#   5. verification and one summary line per component
+#   5. gVisor: bookworm-backports' runsc (0.0~20240729, built with Go 1.22: trixie's
+#      and sid's builds, with Go 1.24+, panic in the sentry; bookworm's 2022 release
+#      fails coreutils' statx), the repository's scripts/runsc-netns-shim in front of it
+#      (that release mistakes a container's network namespace for the host's on this
+#      kernel), registered with dockerd as runtime `runsc` with --oci-seccomp
+#   6. verification and one summary line per component
 #
 # Idempotent: every step checks whether it is already done and skips itself.
 # Environment:
@@ -31,7 +36,10 @@ DOCKERD_PIDFILE=/var/run/docker.pid
 DATA_ROOT=/var/lib/docker
 DOCKER_WAIT_SECONDS=60
 MIN_ENGINE=26.0.0   # CVE-2024-29018: embedded DNS must not forward from internal networks
-MIN_COMPOSE=2.20.0
+MIN_COMPOSE=2.20.3   # healthcheck start_interval
+RUNSC_VERSION=0.0~20240729.0-4~bpo12+2
+RUNSC_SHIM=/usr/local/bin/runsc-netns-shim
+DAEMON_JSON=/etc/docker/daemon.json
 DEBIAN_IMAGE=debian:bookworm-slim
 RUST_IMAGE=rust:1-slim-bookworm
 TRIXIE_PKGS=(containerd docker.io docker-cli docker-buildx docker-compose)
@@ -473,7 +481,65 @@ step_images() {
     fi
 }
 
-# ------------------------------------------------------------ 5. verify --
+# ------------------------------------------------------------ 5. gVisor --
+
+BPO_DIR=$CACHE/bookworm-backports
+BPO_APT=(-o "Dir::Etc::sourcelist=$BPO_DIR/sources.list" -o "Dir::Etc::sourceparts=-"
+         -o "Dir::State::Lists=$BPO_DIR/lists" -o "Dir::Cache=$BPO_DIR/cache"
+         -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+         -o "Acquire::Languages=none" -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false")
+GVISOR_VERSION_TEXT='#1 SMP Sun Jan 10 15:06:54 PST 2016'   # gVisor's /proc/version
+
+step_gvisor() {
+    if [ "$(pkg_version runsc)" = "$RUNSC_VERSION" ]; then
+        skip "runsc $RUNSC_VERSION already installed"
+    else
+        say "fetching bookworm-backports' runsc $RUNSC_VERSION (separate sources list + state dir)"
+        mkdir -p "$BPO_DIR/lists/partial" "$BPO_DIR/cache/archives/partial" "$BPO_DIR/debs"
+        if id _apt >/dev/null 2>&1; then chown _apt "$BPO_DIR/debs"; fi
+        printf 'deb %s bookworm-backports main\n' "$DEBIAN_MIRROR" >"$BPO_DIR/sources.list"
+        apt-get "${BPO_APT[@]}" update -qq
+        rm -f "$BPO_DIR/debs/"runsc_*.deb
+        (cd "$BPO_DIR/debs" && apt-get "${BPO_APT[@]}" download -qq "runsc=$RUNSC_VERSION")
+        dpkg -i "$BPO_DIR/debs/"runsc_*.deb >/dev/null
+        [ "$(pkg_version runsc)" = "$RUNSC_VERSION" ] || die "runsc $RUNSC_VERSION not installed"
+    fi
+    install -m 0755 "$(dirname "$0")/../scripts/runsc-netns-shim" "$RUNSC_SHIM"
+
+    # Register the runtime, keeping whatever else daemon.json says.
+    local want
+    want=$(python3 - "$DAEMON_JSON" "$RUNSC_SHIM" <<'PY'
+import json, os, sys
+path, shim = sys.argv[1], sys.argv[2]
+conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+conf.setdefault("runtimes", {})["runsc"] = {"path": shim, "runtimeArgs": ["--oci-seccomp"]}
+print(json.dumps(conf, indent=2, sort_keys=True))
+PY
+)
+    if [ "$(cat "$DAEMON_JSON" 2>/dev/null)" != "$want" ]; then
+        mkdir -p "$(dirname "$DAEMON_JSON")"
+        printf '%s\n' "$want" >"$DAEMON_JSON.tmp"
+        mv "$DAEMON_JSON.tmp" "$DAEMON_JSON"
+        say "registered runtime runsc in $DAEMON_JSON; reloading dockerd (SIGHUP)"
+        kill -HUP "$(cat "$DOCKERD_PIDFILE")"
+        local i
+        for ((i = 0; i < 50; i++)); do
+            docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"' && break
+            sleep 0.2
+        done
+    fi
+    docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' || die "dockerd does not list the runsc runtime"
+    local version
+    version=$(docker run --rm --runtime runsc "$DEBIAN_IMAGE" cat /proc/version) ||
+        die "a container does not start under runsc"
+    [[ $version == *"$GVISOR_VERSION_TEXT"* ]] || die "under runsc, /proc/version is not gVisor's: $version"
+    # The shim keeps runsc's guard: a container on the host's network is refused.
+    if docker run --rm --runtime runsc --network host "$DEBIAN_IMAGE" true >/dev/null 2>&1; then
+        die "runsc started a container on the host's network namespace"
+    fi
+}
+
+# ------------------------------------------------------------ 6. verify --
 
 CHECK_NET=safeai-provision-check
 CHECK_NET_INT=safeai-provision-check-internal
@@ -541,14 +607,15 @@ EOF
 
 # Which steps to run: all by default, or a subset named on the command line
 # (`provision.sh tools engine` gives the artifact checkers without starting dockerd).
-STEPS=" ${*:-tools engine dockerd images verify} "
+STEPS=" ${*:-tools engine dockerd images gvisor verify} "
 wants() { [[ "$STEPS" == *" $1 "* ]]; }
 
 wants tools   && step "1 squid/dnsmasq/tools" step_tools
 wants engine  && step "2 docker engine+compose" step_engine
 wants dockerd && step "3 dockerd" step_dockerd
 wants images  && step "4 stand-in images" step_images
-wants verify  && step "5 verify" step_verify
+wants gvisor  && step "5 gvisor" step_gvisor
+wants verify  && step "6 verify" step_verify
 
 if ! wants verify; then
     say "---- timings"
@@ -566,6 +633,7 @@ printf '  %-16s %s\n' \
     buildx     "$(docker buildx version 2>/dev/null | awk '{print $2}')" \
     dockerd    "pid $(cat "$DOCKERD_PIDFILE"), storage $(docker info -f '{{.Driver}}'), cgroup $(docker info -f '{{.CgroupDriver}}') v$(docker info -f '{{.CgroupVersion}}'), $(iptables --version), log $DOCKERD_LOG" \
     images     "$(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$DEBIAN_IMAGE"); $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$RUST_IMAGE") ($(docker run --rm --network none "$RUST_IMAGE" rustc --version))" \
+    gvisor     "runsc $(pkg_version runsc) via $RUNSC_SHIM (--oci-seccomp)" \
     crates.io  "$CRATES_IO_RESULT"
 say "---- timings"
 printf '  %s\n' "${TIMINGS[@]}"
