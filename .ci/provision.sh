@@ -17,7 +17,8 @@
 #      and sid's builds, with Go 1.24+, panic in the sentry; bookworm's 2022 release
 #      fails coreutils' statx), the repository's scripts/runsc-netns-shim in front of it
 #      (that release mistakes a container's network namespace for the host's on this
-#      kernel), registered with dockerd as runtime `runsc` with --oci-seccomp
+#      kernel), registered with dockerd as runtime `runsc` (without --oci-seccomp: that
+#      release ignores a rule's errno, so clone3's ENOSYS becomes EPERM and threads fail)
 #   6. verification and one summary line per component
 #
 # Idempotent: every step checks whether it is already done and skips itself.
@@ -512,7 +513,7 @@ step_gvisor() {
 import json, os, sys
 path, shim = sys.argv[1], sys.argv[2]
 conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
-conf.setdefault("runtimes", {})["runsc"] = {"path": shim, "runtimeArgs": ["--oci-seccomp"]}
+conf.setdefault("runtimes", {})["runsc"] = {"path": shim}
 print(json.dumps(conf, indent=2, sort_keys=True))
 PY
 )
@@ -633,7 +634,7 @@ printf '  %-16s %s\n' \
     buildx     "$(docker buildx version 2>/dev/null | awk '{print $2}')" \
     dockerd    "pid $(cat "$DOCKERD_PIDFILE"), storage $(docker info -f '{{.Driver}}'), cgroup $(docker info -f '{{.CgroupDriver}}') v$(docker info -f '{{.CgroupVersion}}'), $(iptables --version), log $DOCKERD_LOG" \
     images     "$(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$DEBIAN_IMAGE"); $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$RUST_IMAGE") ($(docker run --rm --network none "$RUST_IMAGE" rustc --version))" \
-    gvisor     "runsc $(pkg_version runsc) via $RUNSC_SHIM (--oci-seccomp)" \
+    gvisor     "runsc $(pkg_version runsc) via $RUNSC_SHIM" \
     crates.io  "$CRATES_IO_RESULT"
 say "---- timings"
 printf '  %s\n' "${TIMINGS[@]}"

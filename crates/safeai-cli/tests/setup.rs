@@ -55,7 +55,11 @@ esac
 }
 
 fn setup(dir: &Path) -> Output {
-    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap());
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
     let mut cmd = Command::new("bash");
     cmd.arg(dir.join("scripts/setup.sh"))
         .current_dir(dir)
@@ -104,7 +108,11 @@ fn the_version_comparisons_pass_their_self_test() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("checks passed"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("checks passed"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -112,7 +120,11 @@ fn on_a_two_core_host_setup_writes_a_cpu_limit_docker_accepts() {
     let dir = checkout("two-core", "26.1.5", 2);
     let out = setup(&dir);
     let said = text(&out.stdout);
-    assert!(out.status.success(), "setup failed:\n{said}{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "setup failed:\n{said}{}",
+        text(&out.stderr)
+    );
     let env = std::fs::read_to_string(dir.join(".env")).unwrap();
     assert!(
         env.ends_with("SAFE_AI_SANDBOX_CPUS=2\n"),
@@ -173,7 +185,10 @@ fn a_too_high_limit_in_an_existing_env_is_a_warning_with_its_fix() {
         said.contains("SAFE_AI_SANDBOX_CPUS is 4 but the Docker host has 2 CPU(s)"),
         "{said}"
     );
-    assert!(said.contains("Set SAFE_AI_SANDBOX_CPUS=2 (or less) in .env"), "{said}");
+    assert!(
+        said.contains("Set SAFE_AI_SANDBOX_CPUS=2 (or less) in .env"),
+        "{said}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join(".env")).unwrap(),
         "SAFE_AI_SANDBOX_CPUS=4\n"

@@ -12,6 +12,42 @@ pub fn both_services_are_healthy(s: &Stack) -> Result<(), String> {
     })
 }
 
+/// gVisor's kernel reports this build string in `/proc/version`; the host's never does.
+const GVISOR_VERSION: &str = "#1 SMP Sun Jan 10 15:06:54 PST 2016";
+
+/// The sandbox runs under the runtime this pass asked for, and its processes see that
+/// runtime's kernel: the host's under runc, gVisor's under runsc. Without this, a pass
+/// "under gVisor" could quietly be one more pass under runc.
+pub fn the_sandbox_runs_under_its_runtime(s: &Stack) -> Result<(), String> {
+    let id = text(&s.compose(&["ps", "-q", "sandbox"]).stdout)
+        .trim()
+        .to_owned();
+    let out = s.run("docker", &["inspect", "-f", "{{.HostConfig.Runtime}}", &id]);
+    let runtime = text(&out.stdout).trim().to_owned();
+    ensure(out.status.success() && runtime == s.runtime, || {
+        format!(
+            "docker says the sandbox runs under {runtime:?} (status {:?}), not {:?}",
+            out.status.code(),
+            s.runtime
+        )
+    })?;
+    let out = s.sandbox("cat /proc/version");
+    let version = text(&out.stdout);
+    ensure(out.status.success() && !version.is_empty(), || {
+        format!(
+            "cat /proc/version in the sandbox failed: {}",
+            text(&out.stderr)
+        )
+    })?;
+    let gvisor = version.contains(GVISOR_VERSION);
+    ensure(gvisor == (s.runtime == "runsc"), || {
+        format!(
+            "under {}, the sandbox's /proc/version is {version:?}",
+            s.runtime
+        )
+    })
+}
+
 pub fn allowlisted_upstream_answers_through_the_proxy(s: &Stack) -> Result<(), String> {
     let code = s.status_from_sandbox("http://api.allowed.test/");
     ensure(code == "200", || {
@@ -153,6 +189,7 @@ pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
 
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     both_services_are_healthy,
+    the_sandbox_runs_under_its_runtime,
     allowlisted_upstream_answers_through_the_proxy,
     non_allowlisted_name_gets_403_and_is_logged,
     key_login_through_the_host_port_lands_in_workspace,

@@ -36,6 +36,65 @@ fn all_checks() -> Vec<(&'static str, Check)> {
     .concat()
 }
 
+/// The checks run a second time with the sandbox under gVisor (runsc): the sandbox as
+/// the proxy's client (every egress and TLS property), its read-only root, its tools, SSH
+/// and persistence. The rest is not in this pass yet, each for a reason seen under
+/// Debian's runsc 0.0~20240729 (README, "gVisor"): a login with a terminal needs
+/// CAP_FOWNER there (gVisor's devpts ignores `mode=620`); Docker's embedded DNS
+/// (127.0.0.11) does not answer inside gVisor's network stack; the seccomp and `/proc`
+/// probes read what gVisor's kernel answers, not the host's; `docker update` and the
+/// pids cgroup do not reach gVisor's tasks.
+const RUNSC_CHECKS: &[&str] = &[
+    "both_services_are_healthy",
+    "the_sandbox_runs_under_its_runtime",
+    "allowlisted_upstream_answers_through_the_proxy",
+    "non_allowlisted_name_gets_403_and_is_logged",
+    "root_filesystem_is_read_only",
+    "allowed_https_http_and_subdomain_answer",
+    "denied_name_gets_403_for_connect_and_http_and_is_logged",
+    "other_ports_are_denied",
+    "ip_literals_are_denied",
+    "host_header_cannot_smuggle_a_denied_destination",
+    "allowlisted_names_resolving_to_blocked_ranges_are_denied",
+    "host_listeners_are_unreachable",
+    "upstream_sees_no_via_or_forwarded_for",
+    "git_clone_commit_and_push_over_https",
+    "figure_throughput_through_the_proxy",
+    "every_denial_reads_the_same_over_http_and_https",
+    "a_spliced_host_keeps_its_own_certificate",
+    "a_mismatched_or_missing_sni_is_refused",
+    "non_tls_bytes_end_the_tunnel_unless_the_entry_is_opaque",
+    "an_upstream_certificate_the_proxy_does_not_trust_is_refused",
+    "the_ca_key_never_reaches_the_sandbox",
+    "the_sandboxs_tools_trust_the_stack_ca",
+    "work_inside_keeps_working",
+    "ssh_refuses_passwords_root_and_remote_forwarding",
+    "with_the_proxy_stopped_the_sandbox_has_no_egress",
+    "files_and_host_key_survive_restart_and_down_up",
+];
+
+/// [`RUNSC_CHECKS`], in the suite's order.
+fn runsc_checks() -> Vec<(&'static str, Check)> {
+    let all = all_checks();
+    for name in RUNSC_CHECKS {
+        assert!(
+            all.iter().any(|(n, _)| n == name),
+            "RUNSC_CHECKS names {name}, which is no check"
+        );
+    }
+    all.into_iter()
+        .filter(|(name, _)| RUNSC_CHECKS.contains(name))
+        .collect()
+}
+
+/// Does the Docker engine know the OCI runtime `name`?
+fn runtime_registered(name: &str) -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{json .Runtimes}}"])
+        .output()
+        .is_ok_and(|o| text(&o.stdout).contains(&format!("\"{name}\"")))
+}
+
 fn docker_available() -> bool {
     Command::new("docker")
         .args(["compose", "version"])
@@ -59,57 +118,83 @@ fn main() {
         eprintln!("e2e: SKIPPED outside CI: no Docker engine with Compose v2 here");
         return;
     }
-    // `cargo test -- NAME` runs only the checks whose name contains NAME.
+    // `cargo test -- NAME` runs only the checks whose name contains NAME; the gVisor
+    // pass names its checks `runsc:NAME` (so `-- runsc:` runs that pass alone).
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let checks = all_checks();
-    let selected: Vec<&(&str, Check)> = checks
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let runc: Vec<(String, Check)> = all_checks()
+        .into_iter()
+        .map(|(name, check)| (name.to_owned(), check))
+        .filter(|(name, _)| wanted(name))
         .collect();
-    if selected.is_empty() {
+    let runsc: Vec<(String, Check)> = runsc_checks()
+        .into_iter()
+        .map(|(name, check)| (format!("runsc:{name}"), check))
+        .filter(|(name, _)| wanted(name))
+        .collect();
+    if runsc.is_empty() && runc.is_empty() {
         return;
     }
-
-    let stack = Stack::new();
-    eprintln!("e2e: compose project {}", stack.project());
-    if let Err(e) = stack.start() {
-        eprintln!("e2e: the stack did not come up: {e}");
-        let logs = stack.compose(&["logs", "--no-color", "--tail", "100"]);
-        eprintln!("{}", text(&logs.stdout));
-        stack.down();
-        println!("0 passed, {} failed", selected.len());
-        std::process::exit(1);
+    if !runsc.is_empty() && !runtime_registered("runsc") {
+        if ci {
+            eprintln!(
+                "e2e: Docker has no runsc runtime: `.ci/provision.sh` installs and registers gVisor"
+            );
+            std::process::exit(1);
+        }
+        eprintln!("e2e: the gVisor pass is SKIPPED outside CI: Docker has no runsc runtime here");
     }
 
     let (mut passed, mut failed) = (0, Vec::new());
-    for (name, check) in selected {
-        let result = catch_unwind(AssertUnwindSafe(|| check(&stack)))
-            .unwrap_or_else(|_| Err("panicked".to_owned()));
-        match result {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(why) => {
-                println!(
-                    "test {name} ... FAILED\n    {}",
-                    why.replace('\n', "\n    ")
-                );
-                failed.push(*name);
+    let mut built = false;
+    for (runtime, checks) in [("runc", runc), ("runsc", runsc)] {
+        if checks.is_empty() || (runtime == "runsc" && !runtime_registered("runsc")) {
+            continue;
+        }
+        let stack = Stack::new(runtime);
+        eprintln!(
+            "e2e: compose project {}, sandbox under {runtime}",
+            stack.project()
+        );
+        if let Err(e) = stack.start(!built) {
+            eprintln!("e2e: the stack ({runtime}) did not come up: {e}");
+            let logs = stack.compose(&["logs", "--no-color", "--tail", "100"]);
+            eprintln!("{}", text(&logs.stdout));
+            stack.down();
+            println!("{passed} passed, {} failed", failed.len() + checks.len());
+            std::process::exit(1);
+        }
+        built = true;
+        let before = failed.len();
+        for (name, check) in &checks {
+            let result = catch_unwind(AssertUnwindSafe(|| check(&stack)))
+                .unwrap_or_else(|_| Err("panicked".to_owned()));
+            match result {
+                Ok(()) => {
+                    println!("test {name} ... ok");
+                    passed += 1;
+                }
+                Err(why) => {
+                    println!(
+                        "test {name} ... FAILED\n    {}",
+                        why.replace('\n', "\n    ")
+                    );
+                    failed.push(name.clone());
+                }
             }
         }
+        if failed.len() > before {
+            let logs = stack.compose(&["logs", "--no-color", "--tail", "60"]);
+            eprintln!(
+                "---- last lines of the stack's logs ({runtime}) ----\n{}",
+                text(&logs.stdout)
+            );
+        }
+        stack.down();
     }
-    if !failed.is_empty() {
-        let logs = stack.compose(&["logs", "--no-color", "--tail", "60"]);
-        eprintln!(
-            "---- last lines of the stack's logs ----\n{}",
-            text(&logs.stdout)
-        );
-    }
-    stack.down();
     println!("{passed} passed, {} failed", failed.len());
     if !failed.is_empty() {
         std::process::exit(1);

@@ -42,6 +42,8 @@ pub struct Stack {
     pub ssh_port: u16,
     /// This run's slot (see [`take_slot`]).
     pub slot: u8,
+    /// The sandbox's OCI runtime: `runc`, or `runsc` (gVisor) for the second pass.
+    pub runtime: &'static str,
     _slot_lock: Option<std::fs::File>,
 }
 
@@ -162,6 +164,7 @@ impl Stack {
             ),
             ("SAFE_AI_PRIVATE_EXCEPTIONS", self.external_subnet()),
             ("SAFE_AI_DEFAULT_DOMAINS", String::new()),
+            ("SAFE_AI_RUNTIME", self.runtime.into()),
             // The default (4) is more than a 2-core CI machine has: Docker refuses it.
             ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
         ]
@@ -226,22 +229,26 @@ impl Stack {
         text(&out.stdout).trim().to_owned()
     }
 
-    /// A stack in a free slot, with its scratch files, not started yet.
-    pub fn new() -> Stack {
+    /// A stack in a free slot whose sandbox runs under `runtime`, with its scratch files,
+    /// not started yet.
+    pub fn new(runtime: &'static str) -> Stack {
         let (slot, lock) = take_slot();
-        let scratch = std::env::temp_dir().join(format!("safeai-e2e-{}", std::process::id()));
+        let scratch =
+            std::env::temp_dir().join(format!("safeai-e2e-{}-{runtime}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).unwrap();
         Stack {
             ssh_port: free_port(),
             scratch,
             slot,
+            runtime,
             _slot_lock: Some(lock),
         }
     }
 
-    /// Builds the images and starts the stack; waits until both services are healthy.
-    pub fn start(&self) -> Result<(), String> {
+    /// Builds the images (unless `build` is false: a second pass reuses the first's) and
+    /// starts the stack; waits until both services are healthy.
+    pub fn start(&self, build: bool) -> Result<(), String> {
         let stack = self;
         std::fs::write(
             stack.allowlist(),
@@ -291,39 +298,9 @@ impl Stack {
         }
         // Clean leftovers of an interrupted run first.
         stack.compose(&["down", "-v", "--remove-orphans"]);
-        let built = Instant::now();
-        let out = stack.compose(&["build", "--quiet"]);
-        if !out.status.success() {
-            return Err(format!(
-                "docker compose build failed:\n{}",
-                text(&out.stderr)
-            ));
+        if build {
+            stack.build_images()?;
         }
-        // The tools image (the Java example image plus Node and cargo), for the check that
-        // each tool trusts the stack CA; built in order, since one is the other's base.
-        for args in [
-            &[
-                "build",
-                "-q",
-                "-f",
-                "examples/java.Dockerfile",
-                "--build-arg",
-                "BASE=safe-ai-sandbox:latest",
-                "-t",
-                "safe-ai-e2e-java:latest",
-                "examples",
-            ][..],
-            &["build", "-q", "-t", TOOLS_IMAGE, "tests/e2e/tools"],
-        ] {
-            let out = stack.run("docker", args);
-            if !out.status.success() {
-                return Err(format!("docker {args:?} failed:\n{}", text(&out.stderr)));
-            }
-        }
-        eprintln!(
-            "figure: image build (the machine's build cache as it is) {:.1} s",
-            built.elapsed().as_secs_f64()
-        );
         let started = Instant::now();
         let out = stack.compose(&["up", "-d", "--quiet-pull"]);
         if !out.status.success() {
@@ -433,6 +410,45 @@ impl Stack {
         )
         .trim()
         .to_owned()
+    }
+
+    /// Builds every image the suite runs: the stack's, the stand-ins', the tools image.
+    fn build_images(&self) -> Result<(), String> {
+        let stack = self;
+        let built = Instant::now();
+        let out = stack.compose(&["build", "--quiet"]);
+        if !out.status.success() {
+            return Err(format!(
+                "docker compose build failed:\n{}",
+                text(&out.stderr)
+            ));
+        }
+        // The tools image (the Java example image plus Node and cargo), for the check that
+        // each tool trusts the stack CA; built in order, since one is the other's base.
+        for args in [
+            &[
+                "build",
+                "-q",
+                "-f",
+                "examples/java.Dockerfile",
+                "--build-arg",
+                "BASE=safe-ai-sandbox:latest",
+                "-t",
+                "safe-ai-e2e-java:latest",
+                "examples",
+            ][..],
+            &["build", "-q", "-t", TOOLS_IMAGE, "tests/e2e/tools"],
+        ] {
+            let out = stack.run("docker", args);
+            if !out.status.success() {
+                return Err(format!("docker {args:?} failed:\n{}", text(&out.stderr)));
+            }
+        }
+        eprintln!(
+            "figure: image build (the machine's build cache as it is) {:.1} s",
+            built.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     pub fn down(&self) {
