@@ -11,6 +11,7 @@ use safeai_core::Stack as Model;
 pub use safeai_core::verify::Outcome;
 use safeai_core::verify::{self as judge, Expected, Recorded};
 use serde::Serialize;
+
 /// How to reach the stack: `docker compose` in the current directory, or container names.
 #[derive(Debug, Clone)]
 pub enum Target {
