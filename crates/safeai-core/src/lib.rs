@@ -15,6 +15,7 @@ mod proxy;
 pub mod seccomp;
 mod stack;
 pub mod tls;
+pub mod verify;
 
 use std::collections::BTreeMap;
 

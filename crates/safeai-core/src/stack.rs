@@ -325,6 +325,22 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// The capability's number in the kernel (`include/uapi/linux/capability.h`): its bit
+    /// in `/proc/PID/status`'s `CapBnd`, `CapEff`, … masks.
+    pub fn bit(self) -> u32 {
+        match self {
+            Capability::Chown => 0,
+            Capability::DacOverride => 1,
+            Capability::Fowner => 3,
+            Capability::Kill => 5,
+            Capability::Setgid => 6,
+            Capability::Setuid => 7,
+            Capability::NetBindService => 10,
+            Capability::SysChroot => 18,
+            Capability::AuditWrite => 29,
+        }
+    }
+
     /// Docker's name, such as `SETUID`.
     pub fn name(self) -> &'static str {
         match self {

@@ -187,6 +187,205 @@ pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
     )
 }
 
+/// A container of the sandbox image, started with `docker run` and removed (by its name)
+/// when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+/// The sandbox image, confined as the compose model says (its `cap_drop`, `cap_add`,
+/// `security_opt`, read from `docker compose config`) but for what `weaken` takes away,
+/// on no network (the checks here need none); tini runs `sleep` instead of sshd.
+fn weakened_sandbox(
+    s: &Stack,
+    tag: &str,
+    weaken: impl Fn(&str, &str) -> bool,
+) -> Result<Container, String> {
+    let config = s.service_config("sandbox")?;
+    let strings = |k: &str| -> Vec<String> {
+        config[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let image = config["image"].as_str().unwrap_or_default().to_owned();
+    let name = crate::stack::unique(&format!("safeai-e2e-{tag}"));
+    let mut args: Vec<String> = ["run", "-d", "--rm", "--name", &name, "--network", "none"]
+        .map(str::to_owned)
+        .to_vec();
+    for (flag, key) in [
+        ("--cap-drop", "cap_drop"),
+        ("--cap-add", "cap_add"),
+        ("--security-opt", "security_opt"),
+    ] {
+        for v in strings(key) {
+            if weaken(key, &v) {
+                continue;
+            }
+            // The seccomp file is relative to the compose file, in the repository root.
+            let v = match v.strip_prefix("seccomp=") {
+                Some(file) => format!("seccomp={}", crate::stack::repo().join(file).display()),
+                None => v,
+            };
+            args.extend([flag.to_owned(), v]);
+        }
+    }
+    args.extend(
+        [
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,noexec,nosuid,nodev",
+            "--entrypoint",
+            "/usr/bin/tini",
+        ]
+        .map(str::to_owned),
+    );
+    args.extend([image, "--".into(), "sleep".into(), "300".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run("docker", &args);
+    ensure(out.status.success(), || {
+        format!("docker {}: {}", args.join(" "), text(&out.stderr))
+    })?;
+    Ok(Container(name))
+}
+
+/// `safeai verify` tells the stack's confinement from weaker ones: on the sandbox image
+/// started with the model's options both `no-capabilities` and `seccomp` pass (the
+/// control); without `cap_drop: ALL`, `no-capabilities` fails; under Docker's default
+/// seccomp profile, `seccomp` fails.
+pub fn safeai_verify_fails_without_cap_drop_all_or_the_seccomp_profile(
+    s: &Stack,
+) -> Result<(), String> {
+    let proxy = text(&s.compose(&["ps", "-q", "proxy"]).stdout)
+        .trim()
+        .to_owned();
+    /// What a case leaves out (a compose key and its value), and the lines it expects.
+    type Case = (
+        &'static str,
+        fn(&str, &str) -> bool,
+        &'static [(&'static str, &'static str, &'static str)],
+    );
+    let cases: [Case; 3] = [
+        (
+            "model",
+            |_, _| false,
+            &[("no-capabilities", "pass", ""), ("seccomp", "pass", "")],
+        ),
+        (
+            "no-cap-drop",
+            |k, _| k == "cap_drop",
+            &[
+                ("no-capabilities", "fail", "cap_drop: ALL"),
+                ("seccomp", "pass", ""),
+            ],
+        ),
+        (
+            "default-seccomp",
+            |k, v| k == "security_opt" && v.starts_with("seccomp="),
+            &[
+                ("no-capabilities", "pass", ""),
+                ("seccomp", "fail", "the kernel's answer"),
+            ],
+        ),
+    ];
+    for (tag, weaken, want) in cases {
+        let container = weakened_sandbox(s, tag, weaken)?;
+        let (status, lines) = s.verify_containers(&container.0, &proxy)?;
+        for (check, result, detail) in want {
+            let got = lines.get(*check);
+            ensure(
+                got.is_some_and(|(r, d)| r == result && d.contains(detail)),
+                || {
+                    format!(
+                        "{tag}: {check} should be {result} (with {detail:?}), got {got:?}; verify exit {status:?}"
+                    )
+                },
+            )?;
+        }
+        drop(container);
+    }
+    Ok(())
+}
+
+/// The proxy refuses, on reload, an allowlist larger than the policy's bound (64 MiB) and
+/// keeps enforcing the previous one; a file of exactly the bound is accepted.
+pub fn reload_refuses_an_allowlist_over_the_64_mib_bound(s: &Stack) -> Result<(), String> {
+    let limit = usize::try_from(safeai_policy::MAX_FILE_BYTES).unwrap();
+    let allowlist = s.allowlist();
+    let original = std::fs::read_to_string(&allowlist).unwrap();
+    struct Restore<'a>(&'a Stack, String);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            std::fs::write(self.0.allowlist(), &self.1).unwrap();
+            self.0.safeai(&["reload"]);
+        }
+    }
+    let restore = Restore(s, original.clone());
+    // `list`, padded with a comment line to `size` bytes.
+    let padded = |list: &str, size: usize| {
+        let mut text = format!("{list}#");
+        text.push_str(&"x".repeat(size - text.len() - 1));
+        text.push('\n');
+        assert_eq!(text.len(), size);
+        text
+    };
+    // At the bound, with new.allowed.test (a name the suite's upstream answers) added.
+    let with_new = format!("{original}  - new.allowed.test\n");
+    std::fs::write(&allowlist, padded(&with_new, limit)).unwrap();
+    let started = Instant::now();
+    let out = s.safeai(&["reload"]);
+    ensure(out.status.success(), || {
+        format!(
+            "a {limit}-byte allowlist was not reloaded: {}",
+            text(&out.stderr)
+        )
+    })?;
+    eprintln!(
+        "figure: reload of a {limit}-byte allowlist {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let code = s.status_from_sandbox("http://new.allowed.test/");
+    ensure(code == "200", || {
+        format!("new.allowed.test after the reload at the bound: {code:?}")
+    })?;
+
+    // One byte over, without new.allowed.test: refused, so new.allowed.test stays allowed.
+    std::fs::write(&allowlist, padded(&original, limit + 1)).unwrap();
+    let out = s.safeai(&["reload"]);
+    let err = text(&out.stderr);
+    ensure(
+        !out.status.success() && err.contains("the limit is"),
+        || {
+            format!(
+                "a {}-byte allowlist: reload exit {:?}: {err}",
+                limit + 1,
+                out.status.code()
+            )
+        },
+    )?;
+    let code = s.status_from_sandbox("http://new.allowed.test/");
+    ensure(code == "200", || {
+        format!(
+            "new.allowed.test after the refused reload: {code:?} (the over-bound list was applied?)"
+        )
+    })?;
+    drop(restore);
+    let code = s.status_from_sandbox("http://new.allowed.test/");
+    ensure(code == "403", || {
+        format!("new.allowed.test after restoring the list: {code:?}")
+    })
+}
+
 pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     both_services_are_healthy,
     the_sandbox_runs_under_its_runtime,
@@ -195,5 +394,7 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     key_login_through_the_host_port_lands_in_workspace,
     root_filesystem_is_read_only,
     reload_adds_a_domain_and_an_invalid_reload_changes_nothing,
+    reload_refuses_an_allowlist_over_the_64_mib_bound,
     safeai_verify_passes_every_check,
+    safeai_verify_fails_without_cap_drop_all_or_the_seccomp_profile,
 ];

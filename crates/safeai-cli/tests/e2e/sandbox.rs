@@ -585,6 +585,61 @@ out("mount_tmpfs", sc("mount", ctypes.c_char_p(b"none"), ctypes.c_char_p(b"/mnt"
     })
 }
 
+// ---- resource limits -------------------------------------------------------------------
+
+/// The sandbox's cgroup limits, v2 (`cpu.max`, `memory.max`) or v1 (the CFS quota and
+/// period, `memory.limit_in_bytes`), as `cpu=QUOTA PERIOD` and `memory=BYTES`.
+const LIMITS_PROBE: &str = r#"if [ -f /sys/fs/cgroup/cpu.max ]; then
+    echo "cpu=$(cat /sys/fs/cgroup/cpu.max)"; echo "memory=$(cat /sys/fs/cgroup/memory.max)"
+else
+    echo "cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
+    echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+fi"#;
+
+/// The sandbox's cgroup holds the CPU and memory limits this run configures (the compose
+/// model with the run's environment, as `docker compose config` resolves it): the CFS
+/// quota over its period is `cpus`, the memory limit is `mem_limit`.
+pub fn cpu_and_memory_limits_are_the_configured_ones(s: &Stack) -> Result<(), String> {
+    let config = s.service_config("sandbox")?;
+    let cpus = config["cpus"]
+        .as_f64()
+        .or_else(|| config["cpus"].as_str().and_then(|c| c.parse().ok()))
+        .ok_or_else(|| format!("no cpus in the sandbox's config: {}", config["cpus"]))?;
+    let memory: u64 = config["mem_limit"]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .or_else(|| config["mem_limit"].as_u64())
+        .ok_or_else(|| {
+            format!(
+                "no mem_limit in bytes in the sandbox's config: {}",
+                config["mem_limit"]
+            )
+        })?;
+    let out = s.sandbox(LIMITS_PROBE);
+    let got = pairs(&text(&out.stdout));
+    let evidence = || format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let cpu = got.get("cpu").cloned().unwrap_or_default();
+    let (quota, period) = cpu
+        .split_once(' ')
+        .and_then(|(q, p)| Some((q.parse::<f64>().ok()?, p.parse::<f64>().ok()?)))
+        .ok_or_else(|| format!("no CPU quota in the sandbox's cgroup: {}", evidence()))?;
+    ensure((quota / period - cpus).abs() < 1e-6, || {
+        format!(
+            "CPU quota {quota} per {period} µs = {} CPUs, configured {cpus}",
+            quota / period
+        )
+    })?;
+    let limit = got.get("memory").cloned().unwrap_or_default();
+    ensure(limit == memory.to_string(), || {
+        format!(
+            "memory limit {limit:?}, configured {memory}: {}",
+            evidence()
+        )
+    })?;
+    eprintln!("sandbox limits: {cpus} CPUs (quota {quota}/{period}), memory {memory} bytes");
+    Ok(())
+}
+
 // ---- 3. work -------------------------------------------------------------------------
 
 /// gcc with pthreads, a Python venv and git all work in /workspace, and commits carry the
@@ -1157,6 +1212,7 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     seccomp_refuses_dangerous_syscalls,
     seccomp_allows_only_four_socket_families,
     setuid_binaries_do_not_elevate_and_dev_has_no_capabilities,
+    cpu_and_memory_limits_are_the_configured_ones,
     work_inside_keeps_working,
     writes_outside_workspace_tmp_and_home_fail,
     ssh_refuses_passwords_root_and_remote_forwarding,

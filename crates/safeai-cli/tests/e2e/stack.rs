@@ -1,5 +1,6 @@
 //! The test stack: brought up once for the whole suite, torn down at the end.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -451,6 +452,61 @@ impl Stack {
         Ok(())
     }
 
+    /// `service` as this run's stack runs it: the generated compose file with this run's
+    /// environment, as `docker compose config` resolves it (`mem_limit` in bytes, `cpus`
+    /// a number). The source of every configured value a check compares against.
+    pub fn service_config(&self, service: &str) -> Result<serde_json::Value, String> {
+        let out = self.compose(&["config", "--format", "json"]);
+        if !out.status.success() {
+            return Err(format!("docker compose config: {}", text(&out.stderr)));
+        }
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("docker compose config: not JSON: {e}"))?;
+        all["services"]
+            .get(service)
+            .cloned()
+            .ok_or_else(|| format!("docker compose config has no service {service}"))
+    }
+
+    /// `safeai verify --format json` against containers by name: each check's result and
+    /// detail, by check name, and verify's exit status.
+    pub fn verify_containers(
+        &self,
+        sandbox: &str,
+        proxy: &str,
+    ) -> Result<(Option<i32>, VerifyReport), String> {
+        let out = self.safeai(&[
+            "verify",
+            "--allowed",
+            "https://api.allowed.test/",
+            "--denied",
+            "evil.test",
+            "--sandbox",
+            sandbox,
+            "--proxy",
+            proxy,
+            "--format",
+            "json",
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "safeai verify --format json: not JSON ({e}): {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        })?;
+        let lines = report["checks"]
+            .as_array()
+            .ok_or_else(|| format!("safeai verify: no checks: {report}"))?
+            .iter()
+            .map(|c| {
+                let field = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                (field("check"), (field("result"), field("detail")))
+            })
+            .collect();
+        Ok((out.status.code(), lines))
+    }
+
     pub fn down(&self) {
         let logs = self.compose(&["logs", "--no-color", "--tail", "200"]);
         std::fs::write(self.scratch.join("compose.log"), &logs.stdout).ok();
@@ -480,6 +536,9 @@ pub fn free_port() -> u16 {
 }
 
 pub type Check = fn(&Stack) -> Result<(), String>;
+
+/// `safeai verify`'s lines: check name → (result, detail).
+pub type VerifyReport = BTreeMap<String, (String, String)>;
 
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }
