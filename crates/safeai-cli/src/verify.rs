@@ -105,6 +105,24 @@ impl Stack<'_> {
         }
     }
 
+    /// `docker inspect -f format` of `service`, recorded.
+    fn inspect(&self, service: &str, format: &str) -> Recorded {
+        let Some(id) = self.container_id(service) else {
+            return Recorded::new(Some(1), "", format!("no {service} container"));
+        };
+        match Command::new("docker")
+            .args(["inspect", "-f", format, &id])
+            .output()
+        {
+            Ok(o) => Recorded::new(
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+            ),
+            Err(e) => Recorded::new(None, "", format!("cannot run docker: {e}")),
+        }
+    }
+
     /// The container's addresses by network name.
     fn addresses(&self, service: &str) -> Vec<(String, String)> {
         let Some(id) = self.container_id(service) else {
@@ -146,6 +164,16 @@ fn checks(s: &Stack) -> Vec<Line> {
             outcome,
         })
     };
+
+    // Which kernel the sandbox's processes talk to.
+    add(
+        "runtime",
+        "the sandbox runs under its configured runtime (under runsc, gVisor's kernel answers)",
+        judge::judge_runtime(
+            &s.inspect("sandbox", "{{.HostConfig.Runtime}}"),
+            &s.sandbox("dev", judge::KERNEL_PROBE),
+        ),
+    );
 
     // Reachability through the proxy.
     add(

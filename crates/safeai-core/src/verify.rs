@@ -730,5 +730,44 @@ pub fn judge_pids(expected: &Expected, r: &Recorded) -> Outcome {
     }
 }
 
+/// The build string gVisor's kernel reports in `/proc/version`; no Linux kernel does.
+pub const GVISOR_VERSION: &str = "#1 SMP Sun Jan 10 15:06:54 PST 2016";
+
+/// `runtime`'s probe in the sandbox: the kernel its processes see.
+pub const KERNEL_PROBE: &str = "echo \"kernel=$(cat /proc/version)\"\n";
+
+/// `runtime`, over Docker's word for the sandbox's runtime (`docker inspect -f
+/// '{{.HostConfig.Runtime}}'`) and [`KERNEL_PROBE`]: under runsc the kernel must be
+/// gVisor's, so that a missing or misregistered runtime is seen; under any other runtime
+/// the report names the kernel, the host's under runc.
+pub fn judge_runtime(runtime: &Recorded, kernel: &Recorded) -> Outcome {
+    let name = runtime.stdout.trim();
+    if runtime.status != Some(0) || name.is_empty() || name.contains(char::is_whitespace) {
+        return fail(format!(
+            "cannot read the sandbox's runtime from docker inspect: {}",
+            one_line(&format!("{}{}", runtime.stdout, runtime.stderr))
+        ));
+    }
+    let version = match kernel.fields("cat /proc/version", ["kernel"]) {
+        Ok([v]) if !v.is_empty() => v,
+        Ok(_) => return fail("cat /proc/version printed nothing"),
+        Err(o) => return o,
+    };
+    let gvisor = version.contains(GVISOR_VERSION);
+    match (name, gvisor) {
+        ("runsc", true) => pass("runsc: the sandbox's kernel is gVisor's"),
+        ("runsc", false) => fail(format!(
+            "docker says runsc, but the sandbox's kernel is not gVisor's: {version}"
+        )),
+        (other, true) => pass(format!("{other}: the sandbox's kernel is gVisor's")),
+        (other, false) => {
+            let release = version.split_whitespace().nth(2).unwrap_or(version);
+            pass(format!(
+                "{other}: the host's kernel, Linux {release} (seccomp and capabilities are the boundary)"
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -12,9 +12,6 @@ pub fn both_services_are_healthy(s: &Stack) -> Result<(), String> {
     })
 }
 
-/// gVisor's kernel reports this build string in `/proc/version`; the host's never does.
-const GVISOR_VERSION: &str = "#1 SMP Sun Jan 10 15:06:54 PST 2016";
-
 /// The sandbox runs under the runtime this pass asked for, and its processes see that
 /// runtime's kernel: the host's under runc, gVisor's under runsc. Without this, a pass
 /// "under gVisor" could quietly be one more pass under runc.
@@ -39,7 +36,7 @@ pub fn the_sandbox_runs_under_its_runtime(s: &Stack) -> Result<(), String> {
             text(&out.stderr)
         )
     })?;
-    let gvisor = version.contains(GVISOR_VERSION);
+    let gvisor = version.contains(safeai_core::verify::GVISOR_VERSION);
     ensure(gvisor == (s.runtime == "runsc"), || {
         format!(
             "under {}, the sandbox's /proc/version is {version:?}",
@@ -169,6 +166,40 @@ pub fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> 
         format!("the restoring reload failed: {}", text(&out.stderr))
     })?;
     Ok(())
+}
+
+/// `safeai verify` names the sandbox's runtime and, under runsc, finds gVisor's kernel.
+pub fn safeai_verify_names_the_runtime(s: &Stack) -> Result<(), String> {
+    let out = s.safeai(&[
+        "verify",
+        "--allowed",
+        "https://api.allowed.test/",
+        "--denied",
+        "evil.test",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "safeai verify --format json: not JSON ({e}): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })?;
+    let line = report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["check"] == "runtime"))
+        .ok_or_else(|| format!("no runtime line in safeai verify's report: {report}"))?;
+    let detail = line["detail"].as_str().unwrap_or_default();
+    let want = if s.runtime == "runsc" {
+        "runsc: the sandbox's kernel is gVisor's".to_owned()
+    } else {
+        format!("{}: the host's kernel", s.runtime)
+    };
+    ensure(
+        line["result"] == "pass" && detail.starts_with(&want),
+        || format!("safeai verify's runtime line: {line}, expected a pass saying {want:?}"),
+    )
 }
 
 pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {
@@ -396,5 +427,6 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     reload_adds_a_domain_and_an_invalid_reload_changes_nothing,
     reload_refuses_an_allowlist_over_the_64_mib_bound,
     safeai_verify_passes_every_check,
+    safeai_verify_names_the_runtime,
     safeai_verify_fails_without_cap_drop_all_or_the_seccomp_profile,
 ];

@@ -47,6 +47,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
 const RUNSC_CHECKS: &[&str] = &[
     "both_services_are_healthy",
     "the_sandbox_runs_under_its_runtime",
+    "safeai_verify_names_the_runtime",
     "allowlisted_upstream_answers_through_the_proxy",
     "non_allowlisted_name_gets_403_and_is_logged",
     "root_filesystem_is_read_only",

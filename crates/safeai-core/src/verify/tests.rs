@@ -537,3 +537,43 @@ fn host_passes_on_the_e2e_stack_and_fails_on_an_answer() {
         "did not run",
     );
 }
+
+// `runtime`: recorded from the e2e stack under runc and under runsc (Debian's 0.0~20240729).
+const HOST_KERNEL: &str = "kernel=Linux version 6.18.44-fc-v1098 (builder@sandboxing) (gcc (GCC) 15.3.0, GNU ld (GNU Binutils) 2.46) #1 SMP PREEMPT_DYNAMIC @0\n";
+const GVISOR_KERNEL: &str = "kernel=Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\n";
+
+#[test]
+fn runtime_names_the_kernel_under_runc_and_requires_gvisors_under_runsc() {
+    let runc = judge_runtime(&ok("runc\n"), &ok(HOST_KERNEL));
+    assert_eq!(
+        runc,
+        Outcome::Pass(
+            "runc: the host's kernel, Linux 6.18.44-fc-v1098 (seccomp and capabilities are the boundary)"
+                .into()
+        )
+    );
+    assert!(is_pass(&judge_runtime(&ok("runsc\n"), &ok(GVISOR_KERNEL))));
+    // Docker says runsc, but the kernel is the host's: a runtime registered under that
+    // name that is not gVisor.
+    assert_fail(
+        &judge_runtime(&ok("runsc\n"), &ok(HOST_KERNEL)),
+        "not gVisor's",
+    );
+}
+
+#[test]
+fn runtime_fails_when_a_probe_did_not_run() {
+    assert_fail(
+        &judge_runtime(&no_container(), &ok(HOST_KERNEL)),
+        "cannot read the sandbox's runtime",
+    );
+    assert_fail(
+        &judge_runtime(&ok("runc\n"), &no_container()),
+        "did not run",
+    );
+    assert_fail(&judge_runtime(&ok("runc\n"), &not_running()), "did not run");
+    assert_fail(
+        &judge_runtime(&ok("runc\n"), &ok("kernel=\n")),
+        "printed nothing",
+    );
+}
