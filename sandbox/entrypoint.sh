@@ -2,11 +2,11 @@
 # Entrypoint of the safe-ai sandbox: prepares what sshd needs, then runs it.
 #
 # Runs as root (under tini) on a read-only root filesystem, with every capability dropped
-# except CHOWN, SETUID, SETGID, SYS_CHROOT, NET_BIND_SERVICE and AUDIT_WRITE. Without
-# CAP_DAC_OVERRIDE and CAP_FOWNER, root here can write only into directories it owns and
-# change the mode only of files it owns. So this script writes only to /run (tmpfs) and to
-# the volumes (/etc/ssh/host-keys, and /home/dev through the dev user), and never
-# chmods or chowns anything of the image.
+# except CHOWN, FOWNER, SETUID, SETGID, SYS_CHROOT, NET_BIND_SERVICE and AUDIT_WRITE
+# (FOWNER is for sshd, which sets the mode of the terminal it hands to the user). Without
+# CAP_DAC_OVERRIDE, root here can write only into directories it owns. This script writes
+# only to /run (tmpfs) and to the volumes (/etc/ssh/host-keys, and /home/dev through the
+# dev user), and never chmods or chowns anything of the image.
 #
 # With no arguments it runs sshd in the foreground, logging to stderr; with arguments it
 # runs those instead, after the same preparation.
@@ -238,6 +238,21 @@ seed_home() {
         log "warning: could not copy the missing files of $HOME_SEED into $DEV_HOME"
 }
 
+# --- DNS --------------------------------------------------------------------------------
+# /etc/resolv.conf (Docker's, read-only) names 127.0.0.11, Docker's resolver, reached
+# through NAT rules that gVisor's network stack does not use. Where nothing answers there,
+# a relay does, asking the proxy (the stack's DNS server, the host of HTTP_PROXY).
+start_dns_relay() {
+    local proxy=${HTTP_PROXY:-${http_proxy:-}} host
+    host=${proxy#*://}
+    host=${host%%[:/]*}
+    if [[ ! $host =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+        log "warning: no DNS relay: the proxy's address is not in HTTP_PROXY (${proxy:-unset})"
+        return 0
+    fi
+    safeai-dns-relay --if-needed "$host" &
+}
+
 main() {
     install -d -m 0755 "$STATE"
     # sshd's privilege separation directory (chroot of the pre-authentication child).
@@ -253,6 +268,7 @@ main() {
     ensure_host_key rsa 3072
     install_authorized_keys
     install_ca_bundle
+    start_dns_relay
 
     own_dir "$WORKSPACE"
     own_dir "$DEV_HOME"

@@ -280,7 +280,7 @@ fn checks(s: &Stack) -> Vec<Line> {
     let status = s.sandbox("dev", judge::DEV_STATUS_PROBE);
     add(
         "no-capabilities",
-        "dev has no capability, and root's bounding set is exactly the model's six",
+        "dev has no capability, and root's bounding set is exactly the model's seven",
         judge::judge_capabilities(
             &expected,
             &status,

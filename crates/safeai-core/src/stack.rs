@@ -493,10 +493,15 @@ impl Default for Stack {
             sandbox: SecurityProfile {
                 read_only_root: true,
                 // sshd: bind port 22, switch to the user, chroot for privilege
-                // separation, chown the pty, write the login record.
+                // separation, chown the pty, write the login record. FOWNER: sshd sets
+                // the terminal's mode after giving it to the user, which it must under
+                // gVisor, whose /dev/pts ignores Docker's mode=620 (under runc the mode is
+                // already right); root, the only holder, can already take any file with
+                // CHOWN, so it adds no power root lacked.
                 cap_add: vec![
                     Capability::AuditWrite,
                     Capability::Chown,
+                    Capability::Fowner,
                     Capability::NetBindService,
                     Capability::Setgid,
                     Capability::Setuid,

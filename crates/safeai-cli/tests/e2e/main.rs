@@ -39,8 +39,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
 /// The checks run a second time with the sandbox under gVisor (runsc): the sandbox as
 /// the proxy's client (every egress and TLS property), its read-only root, its tools, SSH
 /// and persistence. The rest is not in this pass yet, each for a reason seen under
-/// Debian's runsc 0.0~20240729 (README, "gVisor"): a login with a terminal needs
-/// CAP_FOWNER there (gVisor's devpts ignores `mode=620`); Docker's embedded DNS
+/// Debian's runsc 0.0~20240729 (README, "gVisor"): Docker's embedded DNS
 /// (127.0.0.11) does not answer inside gVisor's network stack; the seccomp and `/proc`
 /// probes read what gVisor's kernel answers, not the host's; `docker update` and the
 /// pids cgroup do not reach gVisor's tasks.
@@ -50,6 +49,7 @@ const RUNSC_CHECKS: &[&str] = &[
     "safeai_verify_names_the_runtime",
     "allowlisted_upstream_answers_through_the_proxy",
     "non_allowlisted_name_gets_403_and_is_logged",
+    "key_login_through_the_host_port_lands_in_workspace",
     "root_filesystem_is_read_only",
     "allowed_https_http_and_subdomain_answer",
     "denied_name_gets_403_for_connect_and_http_and_is_logged",

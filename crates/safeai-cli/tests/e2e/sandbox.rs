@@ -464,7 +464,7 @@ PY"#,
 /// without `nosuid` does not raise dev's effective uid; `mount` fails for dev and root.
 pub fn setuid_binaries_do_not_elevate_and_dev_has_no_capabilities(s: &Stack) -> Result<(), String> {
     // Capabilities, in the `docker exec` session and in an SSH session (the way the agent
-    // and the IDE come in: sshd runs as root with six capabilities and drops to dev).
+    // and the IDE come in: sshd runs as root with seven capabilities and drops to dev).
     let status = "grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status";
     let want: &[(&str, &str)] = &[
         ("CapInh", "0000000000000000"),

@@ -60,18 +60,18 @@ fn never_ran() -> [Recorded; 3] {
 
 const DEV_STATUS: &str =
     "CapPrm=0000000000000000\nCapEff=0000000000000000\nNoNewPrivs=1\nSeccomp=2\n";
-/// Root in the sandbox: the six capabilities the model adds.
-const ROOT_CAPS_MODEL: &str = "self_bnd=00000000200404c1\npid1_bnd=00000000200404c1\n";
+/// Root in the sandbox: the seven capabilities the model adds.
+const ROOT_CAPS_MODEL: &str = "self_bnd=00000000200404c9\npid1_bnd=00000000200404c9\n";
 /// Root in the sandbox image started with the model's options but without `cap_drop: ALL`:
-/// Docker's default set plus the six.
+/// Docker's default set plus the seven.
 const ROOT_CAPS_NO_CAP_DROP: &str = "self_bnd=00000000a80425fb\npid1_bnd=00000000a80425fb\n";
 
 #[test]
-fn expected_bounding_set_is_the_six_the_model_adds() {
-    assert_eq!(expected().bounding_set, 0x2004_04c1);
+fn expected_bounding_set_is_the_seven_the_model_adds() {
+    assert_eq!(expected().bounding_set, 0x2004_04c9);
     assert_eq!(
         capability_names(expected().bounding_set),
-        "CHOWN, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE"
+        "CHOWN, FOWNER, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE"
     );
 }
 
@@ -88,23 +88,23 @@ fn capabilities_fail_without_cap_drop_all() {
     assert_fail(&o, "cap_drop: ALL");
     assert_fail(
         &o,
-        "DAC_OVERRIDE, FOWNER, FSETID, KILL, SETPCAP, NET_RAW, MKNOD, SETFCAP",
+        "DAC_OVERRIDE, FSETID, KILL, SETPCAP, NET_RAW, MKNOD, SETFCAP",
     );
 }
 
 #[test]
 fn capabilities_fail_when_pid1_alone_holds_more_or_one_is_missing() {
-    let pid1 = "self_bnd=00000000200404c1\npid1_bnd=00000000a80425fb\n";
+    let pid1 = "self_bnd=00000000200404c9\npid1_bnd=00000000a80425fb\n";
     assert_fail(
         &judge_capabilities(&expected(), &ok(DEV_STATUS), &ok(pid1)),
         "PID 1",
     );
-    let fewer = "self_bnd=00000000000404c1\npid1_bnd=00000000000404c1\n";
+    let fewer = "self_bnd=00000000000404c9\npid1_bnd=00000000000404c9\n";
     assert_fail(
         &judge_capabilities(&expected(), &ok(DEV_STATUS), &ok(fewer)),
         "missing: AUDIT_WRITE",
     );
-    let dev = DEV_STATUS.replace("CapEff=0000000000000000", "CapEff=00000000200404c1");
+    let dev = DEV_STATUS.replace("CapEff=0000000000000000", "CapEff=00000000200404c9");
     assert_fail(
         &judge_capabilities(&expected(), &ok(&dev), &ok(ROOT_CAPS_MODEL)),
         "dev holds capabilities",
@@ -143,7 +143,7 @@ fn no_new_privileges() {
 
 /// The sandbox's filter, as dev and as root alike.
 const SECCOMP_MODEL: &str = "arch=x86_64\nunshare_newuser=EPERM\nptrace_no_such_pid=EPERM\ntiocsti_bad_fd=EPERM\nsocket_can_bad_type=EPERM\n";
-/// The sandbox image under Docker's default profile (cap_drop ALL and the six): unshare is
+/// The sandbox image under Docker's default profile (cap_drop ALL and the seven): unshare is
 /// refused there too, the other three reach the kernel.
 const SECCOMP_DOCKER_DEFAULT: &str = "arch=x86_64\nunshare_newuser=EPERM\nptrace_no_such_pid=ESRCH\ntiocsti_bad_fd=EBADF\nsocket_can_bad_type=EINVAL\n";
 
