@@ -39,10 +39,9 @@ fn all_checks() -> Vec<(&'static str, Check)> {
 /// The checks run a second time with the sandbox under gVisor (runsc): the sandbox as
 /// the proxy's client (every egress and TLS property), its read-only root, its tools, SSH
 /// and persistence. The rest is not in this pass yet, each for a reason seen under
-/// Debian's runsc 0.0~20240729 (README, "gVisor"): Docker's embedded DNS
-/// (127.0.0.11) does not answer inside gVisor's network stack; the seccomp and `/proc`
-/// probes read what gVisor's kernel answers, not the host's; `docker update` and the
-/// pids cgroup do not reach gVisor's tasks.
+/// Debian's runsc 0.0~20240729 (README, "gVisor"): the seccomp and `/proc` probes read
+/// what gVisor's kernel answers, not the host's (and the profile is not applied there);
+/// `docker update` and the pids cgroup do not reach gVisor's tasks.
 const RUNSC_CHECKS: &[&str] = &[
     "both_services_are_healthy",
     "the_sandbox_runs_under_its_runtime",
@@ -58,6 +57,7 @@ const RUNSC_CHECKS: &[&str] = &[
     "host_header_cannot_smuggle_a_denied_destination",
     "allowlisted_names_resolving_to_blocked_ranges_are_denied",
     "host_listeners_are_unreachable",
+    "dns_answers_only_for_the_allowlist_and_never_leaks",
     "upstream_sees_no_via_or_forwarded_for",
     "git_clone_commit_and_push_over_https",
     "figure_throughput_through_the_proxy",
