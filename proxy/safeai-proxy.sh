@@ -61,6 +61,11 @@ run() {
         exit 1
     fi
 
+    # Where the host's published SSH port leads: the proxy's address on the external
+    # network (the one with the default route).
+    local ssh_address
+    ssh_address=$(safeai proxy ssh-address) || exit 1
+
     # Squid's logs: pipes it can write as its own user (it cannot reopen the container's
     # stdout or stderr), copied to ours: the access log to stdout, its cache log (warnings,
     # errors, reconfigures) to stderr. Opened read-write by the readers, so a Squid
@@ -82,8 +87,6 @@ run() {
     local dnsmasq_pid=$!
     # The SSH forwarder: as nobody (2222 needs no privilege), listening only on the
     # address the host's published port leads to, out of the sandbox's reach.
-    local ssh_address
-    ssh_address=$(safeai proxy ssh-address) || exit 1
     setpriv --reuid=nobody --regid=nogroup --clear-groups \
         socat "TCP-LISTEN:2222,bind=$ssh_address,fork,reuseaddr,max-children=$SSH_MAX_CONNECTIONS" \
         "TCP:$SSH_TARGET" &
