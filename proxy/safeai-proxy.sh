@@ -4,8 +4,9 @@
 #   safeai-proxy run     render the config from the allowlist (fail closed), then run
 #                        dnsmasq, the SSH forwarder and Squid; exit non-zero as soon as
 #                        any of them dies, so the restart policy brings the whole proxy back
-#   safeai-proxy reload  re-render and validate; on success Squid reconfigures and dnsmasq
-#                        re-reads its servers file; on failure the running config stays
+#   safeai-proxy reload  re-render and validate under a lock (`safeai proxy reload`); on
+#                        success the new config is swapped in by one rename and Squid and
+#                        dnsmasq re-read it; on failure the running config stays
 #   safeai-proxy health  Squid, dnsmasq and the forwarder are alive and Squid answers
 set -euo pipefail
 
@@ -20,26 +21,16 @@ SSH_MAX_CONNECTIONS=${SAFE_AI_SSH_MAX_CONNECTIONS:-32}
 
 log() { echo "safe-ai proxy: $*" >&2; }
 
-# Renders squid.conf, dnsmasq.conf and dnsmasq.servers into $1 and checks squid.conf
-# with Squid's own parser. Prints every validation error; changes nothing else.
-render_into() {
-    local dir=$1
-    rm -rf "$dir"
-    mkdir -p "$dir"
+# `safeai proxy render|reload`: renders squid.conf, dnsmasq.conf, dnsmasq.servers and the
+# error pages into a fresh directory under $RUN_DIR/configs, has Squid parse it and makes
+# it $RUN_DIR/current (a symlink, swapped by one rename), all under a lock.
+render() {
     # SAFE_AI_ALLOWLIST and SAFE_AI_UPSTREAM_CA name files on the host; in here they are
     # mounted at $ALLOWLIST and $UPSTREAM_CA (an empty file or /dev/null: no extra CAs).
     local upstream_ca=
     [[ -s $UPSTREAM_CA ]] && upstream_ca=$UPSTREAM_CA
-    if ! SAFE_AI_ALLOWLIST= SAFE_AI_UPSTREAM_CA=$upstream_ca safeai generate --allowlist "$ALLOWLIST" \
-        --out "$dir" --only squid,dnsmasq,dnsmasq-servers,error-pages; then
-        return 1
-    fi
-    local parse
-    if ! parse=$(squid -k parse -f "$dir/squid.conf" 2>&1) || grep -qE 'FATAL|ERROR' <<<"$parse"; then
-        log "squid rejected the rendered squid.conf:"
-        echo "$parse" >&2
-        return 1
-    fi
+    SAFE_AI_ALLOWLIST= SAFE_AI_UPSTREAM_CA=$upstream_ca \
+        safeai proxy "$1" --run-dir "$RUN_DIR" --allowlist "$ALLOWLIST"
 }
 
 # The stack CA: made at the first start, checked at every start; its certificate goes to
@@ -59,66 +50,72 @@ prepare_ca() {
 run() {
     mkdir -p "$RUN_DIR"
     prepare_ca || exit 1
-    # Paths in the rendered files point at $RUN_DIR; the live files are links into current/
-    # (made first: Squid's parser checks that the error directory exists).
+    # Paths in the rendered files point at $RUN_DIR; the live files are links through
+    # current/, which `safeai proxy` swaps.
     local f
     for f in squid.conf dnsmasq.conf dnsmasq.servers errors; do
         ln -sfn "current/$f" "$RUN_DIR/$f"
     done
-    if ! render_into "$RUN_DIR/current"; then
+    if ! render render; then
         log "the allowlist is invalid: the proxy does not start, so the sandbox has no egress (fail closed). Fix the file and run: docker compose up -d proxy"
         exit 1
     fi
-    local conf=$RUN_DIR/current
-    log "allowlist: $(grep -c '^server=' "$conf/dnsmasq.servers" || true) domains"
 
-    # Squid's access log: a pipe it can write as its own user, copied to our stdout. Opened
-    # read-write by the reader, so a Squid reconfigure (which reopens logs) is no EOF.
-    rm -f "$RUN_DIR/access.pipe"
-    mkfifo -m 0660 "$RUN_DIR/access.pipe"
-    # Owned by proxy (Squid writes it), group root: this script has no CAP_DAC_OVERRIDE.
-    chown proxy:root "$RUN_DIR/access.pipe"
+    # Where the host's published SSH port leads: the proxy's address on the external
+    # network (the one with the default route).
+    local ssh_address
+    ssh_address=$(safeai proxy ssh-address) || exit 1
+
+    # Squid's logs: pipes it can write as its own user (it cannot reopen the container's
+    # stdout or stderr), copied to ours: the access log to stdout, its cache log (warnings,
+    # errors, reconfigures) to stderr. Opened read-write by the readers, so a Squid
+    # reconfigure (which reopens logs) is no EOF. Owned by proxy (Squid writes them),
+    # group root: this script has no CAP_DAC_OVERRIDE.
+    local pipe
+    for pipe in access cache; do
+        rm -f "$RUN_DIR/$pipe.pipe"
+        mkfifo -m 0660 "$RUN_DIR/$pipe.pipe"
+        chown proxy:root "$RUN_DIR/$pipe.pipe"
+    done
     cat <>"$RUN_DIR/access.pipe" &
     local log_pid=$!
+    cat <>"$RUN_DIR/cache.pipe" >&2 &
+    local cache_log_pid=$!
 
     dnsmasq --keep-in-foreground --conf-file="$RUN_DIR/dnsmasq.conf" \
         --pid-file="$RUN_DIR/dnsmasq.pid" --user=nobody --group=nogroup &
     local dnsmasq_pid=$!
-    socat "TCP-LISTEN:2222,fork,reuseaddr,max-children=$SSH_MAX_CONNECTIONS" "TCP:$SSH_TARGET" &
+    # The SSH forwarder: as nobody (2222 needs no privilege), listening only on the
+    # address the host's published port leads to, out of the sandbox's reach.
+    setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        socat "TCP-LISTEN:2222,bind=$ssh_address,fork,reuseaddr,max-children=$SSH_MAX_CONNECTIONS" \
+        "TCP:$SSH_TARGET" &
     local socat_pid=$!
     echo "$socat_pid" >"$RUN_DIR/socat.pid"
+    log "SSH forwarder on $ssh_address:2222"
     # -N: no daemon, so this script is Squid's parent and sees it exit.
     squid -N -f "$RUN_DIR/squid.conf" &
     local squid_pid=$!
 
-    trap 'log "stopping"; kill -TERM $squid_pid $dnsmasq_pid $socat_pid $log_pid 2>/dev/null; wait; exit 0' TERM INT
+    local all="$squid_pid $dnsmasq_pid $socat_pid $log_pid $cache_log_pid"
+    # shellcheck disable=SC2086 # the pids, one word each
+    trap 'log "stopping"; kill -TERM $all 2>/dev/null; wait; exit 0' TERM INT
     local status=0
-    wait -n "$squid_pid" "$dnsmasq_pid" "$socat_pid" "$log_pid" || status=$?
-    for name in squid dnsmasq socat log; do
+    # shellcheck disable=SC2086
+    wait -n $all || status=$?
+    for name in squid dnsmasq socat log cache_log; do
         local var=${name}_pid
         if ! kill -0 "${!var}" 2>/dev/null; then
             log "$name exited (status $status): stopping the proxy so that it restarts whole"
         fi
     done
-    kill -TERM "$squid_pid" "$dnsmasq_pid" "$socat_pid" "$log_pid" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill -TERM $all 2>/dev/null || true
     exit "$(( status == 0 ? 1 : status ))"
 }
 
 reload() {
-    local next=$RUN_DIR/next
-    if ! render_into "$next"; then
-        rm -rf "$next"
-        log "reload refused: the running configuration is unchanged"
-        exit 1
-    fi
-    # Swap the directory the live links point into, in one rename.
-    rm -rf "$RUN_DIR/previous"
-    mv "$RUN_DIR/current" "$RUN_DIR/previous"
-    mv "$next" "$RUN_DIR/current"
-    squid -k reconfigure -f "$RUN_DIR/squid.conf"
-    kill -HUP "$(cat "$RUN_DIR/dnsmasq.pid")"
-    rm -rf "$RUN_DIR/previous"
-    log "reloaded: $(grep -c '^server=' "$RUN_DIR/dnsmasq.servers" || true) domains"
+    render reload
 }
 
 health() {

@@ -132,6 +132,27 @@ enum ProxyCommand {
     /// Squid's external ACL helper: answers whether a ClientHello's SNI names the CONNECT
     /// target (`ID SNI HOST` in, `ID OK|ERR` out)
     SniCheck,
+    /// Render the live config into a fresh directory of DIR, check it with Squid's
+    /// parser and make it current (at start)
+    Render {
+        /// The proxy's runtime directory
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
+    /// The same under the reload lock, then tell Squid and dnsmasq; an invalid allowlist
+    /// changes nothing
+    Reload {
+        /// The proxy's runtime directory
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
+    /// Print the address the SSH forwarder listens on: the proxy's own on the network of
+    /// its default route (where the host's published port leads)
+    SshAddress,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -411,6 +432,13 @@ fn run(command: Command) -> Result<(), Failed> {
             }
         }
         Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
+        Command::Proxy(ProxyCommand::Render { run_dir, allowlist }) => {
+            proxy::install(&run_dir, &allowlist, false)
+        }
+        Command::Proxy(ProxyCommand::Reload { run_dir, allowlist }) => {
+            proxy::install(&run_dir, &allowlist, true)
+        }
+        Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,
             allowlist,

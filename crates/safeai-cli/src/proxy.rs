@@ -1,9 +1,14 @@
-//! `safeai proxy …`: the parts of the proxy container's work that Squid runs as helpers.
-//! Not for the host: the proxy image calls them.
+//! `safeai proxy …`: the parts of the proxy container's work that need more than a
+//! shell: Squid's helpers, the locked render and swap of the live config, the SSH
+//! forwarder's address. Not for the host: the proxy image calls them.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::Command;
 
-use crate::Failed;
+use safeai_core::live::{InstallError, LiveDir, default_gateway, squid_parse_accepts};
+
+use crate::{AllowlistArgs, Failed};
 
 /// Squid's external ACL helper for the SNI check: one answer per line, flushed at once
 /// (Squid waits for it), until Squid closes the pipe.
@@ -23,5 +28,129 @@ pub fn sni_check() -> Result<(), Failed> {
                 Failed
             })?;
     }
+    Ok(())
+}
+
+/// The supervisor's messages, as it writes its own.
+macro_rules! say {
+    ($($arg:tt)*) => { eprintln!("safe-ai proxy: {}", format!($($arg)*)) };
+}
+
+/// Renders the proxy's live config (squid.conf, dnsmasq.conf, dnsmasq.servers, the
+/// error pages) into a fresh directory under `run_dir`, has Squid parse it, and swaps it
+/// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
+/// dnsmasq while still holding the lock. A refused render changes nothing.
+pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Result<(), Failed> {
+    let live = LiveDir::new(run_dir);
+    let installed = live.install(|dir| {
+        let checked = crate::load(allowlist)?;
+        let mut artifacts = safeai_core::render_all(&crate::stack()?, &checked.allowlist);
+        artifacts.retain(|name, _| {
+            [
+                "squid.conf",
+                "dnsmasq.conf",
+                safeai_core::DNSMASQ_SERVERS_FILE,
+            ]
+            .contains(name)
+        });
+        crate::write(&artifacts, dir, false)?;
+        crate::write(
+            &safeai_core::render_error_pages(),
+            &dir.join("errors"),
+            false,
+        )?;
+        let conf = dir.join("squid.conf");
+        let parse = Command::new("squid")
+            .arg("-k")
+            .arg("parse")
+            .arg("-f")
+            .arg(&conf)
+            .output()
+            .map_err(|e| {
+                say!("cannot run squid to check the config: {e}");
+                Failed
+            })?;
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&parse.stdout),
+            String::from_utf8_lossy(&parse.stderr)
+        );
+        if !squid_parse_accepts(parse.status.success(), &output) {
+            say!("squid rejected the rendered squid.conf:");
+            eprint!("{output}");
+            return Err(Failed);
+        }
+        Ok(checked.allowlist.len())
+    });
+    let (_lock, domains) = match installed {
+        Ok(done) => done,
+        Err(InstallError::Refused(Failed)) => {
+            if reload {
+                say!("reload refused: the running configuration is unchanged");
+            }
+            return Err(Failed);
+        }
+        Err(InstallError::Io(e)) => {
+            say!("cannot swap the config in {}: {e}", run_dir.display());
+            return Err(Failed);
+        }
+    };
+    if !reload {
+        say!("allowlist: {domains} domains");
+        return Ok(());
+    }
+    // The new config is live for every file opened from now on; the running programs
+    // re-read theirs when told.
+    let squid = Command::new("squid")
+        .arg("-k")
+        .arg("reconfigure")
+        .arg("-f")
+        .arg(run_dir.join("squid.conf"))
+        .status();
+    let pid_file = run_dir.join("dnsmasq.pid");
+    let dnsmasq = std::fs::read_to_string(&pid_file)
+        .map(|pid| Command::new("kill").args(["-HUP", pid.trim()]).status());
+    let mut told = true;
+    if !matches!(squid, Ok(s) if s.success()) {
+        say!("the new config is in place but Squid did not take it: {squid:?}");
+        told = false;
+    }
+    if !matches!(dnsmasq, Ok(Ok(s)) if s.success()) {
+        say!(
+            "the new config is in place but dnsmasq was not told ({}): {dnsmasq:?}",
+            pid_file.display()
+        );
+        told = false;
+    }
+    if told {
+        say!("reloaded: {domains} domains");
+        Ok(())
+    } else {
+        Err(Failed)
+    }
+}
+
+/// Prints the proxy's address on the network of its default route: the external
+/// network, where Docker sends the host's published SSH port (the internal network has
+/// no gateway). The SSH forwarder listens there only.
+pub fn ssh_address() -> Result<(), Failed> {
+    let routes = std::fs::read_to_string("/proc/net/route").map_err(|e| {
+        say!("cannot read /proc/net/route: {e}");
+        Failed
+    })?;
+    let Some((iface, gateway)) = default_gateway(&routes) else {
+        say!("no default route: the proxy is not on the external network");
+        return Err(Failed);
+    };
+    // Connecting a UDP socket sends nothing: it only asks the kernel for the route, and
+    // so for the address that faces the gateway.
+    let local = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((gateway, 9)).map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map_err(|e| {
+            say!("no address toward the gateway {gateway} on {iface}: {e}");
+            Failed
+        })?;
+    println!("{}", local.ip());
     Ok(())
 }

@@ -33,6 +33,13 @@ fn confine(service: &mut dc::Service, profile: &SecurityProfile) {
     service.tmpfs = Some(dc::Tmpfs::List(profile.tmpfs.iter().map(s).collect()));
     service.mem_limit = Some(s(&profile.memory));
     service.runtime = profile.runtime.as_ref().map(s);
+    service.sysctls = dc::SysCtls::Map(
+        profile
+            .sysctls
+            .iter()
+            .map(|(k, v)| (s(k), Some(dc::SingleValue::String(s(v)))))
+            .collect(),
+    );
 }
 
 fn environment(pairs: &[(&str, String)]) -> dc::Environment {
@@ -321,6 +328,24 @@ mod tests {
         assert!(mounts("proxy").contains(&"proxy-ca:/var/lib/safe-ai/ca".to_owned()));
         assert!(!mounts("sandbox").iter().any(|m| m.starts_with("proxy-ca:")));
         assert!(mounts("sandbox").contains(&"ca-public:/etc/safe-ai/ca:ro".to_owned()));
+    }
+
+    #[test]
+    fn the_sandbox_has_no_ipv6_and_no_ping_sockets_and_the_proxy_no_foreign_arp() {
+        let t = tree();
+        let sandbox = &t["services"]["sandbox"]["sysctls"];
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ] {
+            assert_eq!(sandbox[key], Value::from("1"), "{key}");
+        }
+        // An empty range (first group above the last): nobody may open one.
+        assert_eq!(sandbox["net.ipv4.ping_group_range"], Value::from("1 0"));
+        assert_eq!(
+            t["services"]["proxy"]["sysctls"]["net.ipv4.conf.all.arp_ignore"],
+            Value::from("1")
+        );
     }
 
     #[test]

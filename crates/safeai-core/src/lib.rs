@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod compose;
+pub mod live;
 mod proxy;
 pub mod seccomp;
 mod stack;

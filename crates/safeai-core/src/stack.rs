@@ -1,6 +1,7 @@
 //! The typed plan of the whole stack: services, networks, volumes, the security
 //! profile and the proxy settings. Renderers only read it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
@@ -402,6 +403,8 @@ pub struct SecurityProfile {
     pub pids: u32,
     /// The OCI runtime (`runc`, or `runsc` for gVisor); `None` for Docker's default.
     pub runtime: Option<Knob<String>>,
+    /// Kernel settings of the container's own network namespace (`sysctls:`), by name.
+    pub sysctls: BTreeMap<&'static str, &'static str>,
 }
 
 /// A volume that outlives containers.
@@ -531,6 +534,16 @@ impl Default for Stack {
                 cpus: knob("SAFE_AI_SANDBOX_CPUS", "0".into()),
                 pids: 1024,
                 runtime: Some(knob("SAFE_AI_RUNTIME", "runc".into())),
+                sysctls: BTreeMap::from([
+                    // No IPv6 at all: the internal network has none, and a link-local
+                    // address would reach the host's bridges (every interface,
+                    // present and future).
+                    ("net.ipv6.conf.all.disable_ipv6", "1"),
+                    ("net.ipv6.conf.default.disable_ipv6", "1"),
+                    // No ICMP sockets for anyone (Docker allows every group by default):
+                    // `ping` needs them, without CAP_NET_RAW.
+                    ("net.ipv4.ping_group_range", "1 0"),
+                ]),
             },
             proxy: SecurityProfile {
                 read_only_root: true,
@@ -570,6 +583,12 @@ impl Default for Stack {
                 cpus: knob("SAFE_AI_PROXY_CPUS", "1".into()),
                 pids: 256,
                 runtime: None,
+                sysctls: BTreeMap::from([
+                    // Answer ARP only for an address of the interface asked on: the
+                    // sandbox, on the internal network, cannot reach the proxy's external
+                    // address (where the SSH forwarder listens) by taking it as on-link.
+                    ("net.ipv4.conf.all.arp_ignore", "1"),
+                ]),
             },
             volumes: vec![
                 NamedVolume {

@@ -115,7 +115,8 @@ pub fn no_direct_tcp_udp_or_icmp_route(s: &Stack) -> Result<(), String> {
          dig +tries=1 +time=3 @{ns} udp-probe.allowed.test >/dev/null 2>&1; echo udp=$?"
     ));
     let got = text(&out.stdout);
-    // ICMP needs a raw socket (CAP_NET_RAW is dropped) and a route (there is none).
+    // No route: no packet of any protocol leaves for the external network (ICMP is tried
+    // by `icmp_echo_fails_to_the_proxy_and_beyond`).
     ensure(got.contains("Network is unreachable"), || {
         format!("a route to {ip} exists: {got}")
     })?;
@@ -143,10 +144,11 @@ fn host_addresses(s: &Stack) -> Vec<String> {
     addrs
 }
 
+/// A listener on the host's 0.0.0.0 (IPv6 has its own check below: a dual-stack `[::]`
+/// listener cannot share the port with this one).
 pub fn host_listeners_are_unreachable(s: &Stack) -> Result<(), String> {
     let v4 = TcpListener::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
     let port = v4.local_addr().unwrap().port();
-    let v6 = TcpListener::bind(("::", port)).ok();
     v4.set_nonblocking(true).unwrap();
     let addrs = host_addresses(s);
     let script: String = addrs
@@ -163,12 +165,374 @@ pub fn host_listeners_are_unreachable(s: &Stack) -> Result<(), String> {
         Err(e) if e.kind() == ErrorKind::WouldBlock => None,
         Err(e) => Some(format!("accept error {e}")),
     };
-    drop(v6);
     ensure(got.is_empty() && accepted.is_none(), || {
         format!(
             "the host listener on port {port} was reached: {got} {accepted:?} (tried {addrs:?})"
         )
     })
+}
+
+/// On the host: a TCP listener on `[::]` with IPV6_V6ONLY (so it binds whatever holds
+/// the IPv4 side of the port), printing `port=N`, then `accepted=PEER` for each
+/// connection, until its standard input closes (or 120 s).
+const V6_LISTENER: &str = r#"
+import select, socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", 0))
+s.listen(64)
+print(f"port={s.getsockname()[1]}", flush=True)
+end = time.time() + 120
+while time.time() < end:
+    ready, _, _ = select.select([s, sys.stdin], [], [], 1)
+    if s in ready:
+        c, peer = s.accept()
+        print(f"accepted={peer[0]}", flush=True)
+        c.close()
+    if sys.stdin in ready and not sys.stdin.readline():
+        break
+"#;
+
+/// In the sandbox: IPv6's state, then TCP and ICMPv6 echo to each address in argv[2:]
+/// (link-local ones through each of the sandbox's interfaces), one `KIND:TARGET=RESULT`
+/// line each: CONNECTED, REPLY, or the errno's name.
+const V6_PROBE: &str = r#"
+import errno, os, socket, struct, sys
+def err(e):
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "timeout"
+port = int(sys.argv[1])
+ifaces = sorted(i for i in os.listdir("/sys/class/net") if i != "lo")
+for name in ["all", "default"] + ifaces:
+    with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6") as f:
+        print(f"disable_ipv6:{name}={f.read().strip()}")
+with open("/proc/net/if_inet6") as f:
+    print(f"v6_addresses={len(f.read().splitlines())}")
+targets = []
+for a in sys.argv[2:]:
+    targets += [f"{a}%{i}" for i in ifaces] if a.lower().startswith("fe80:") else [a]
+for t in targets:
+    c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    c.settimeout(3)
+    try:
+        c.connect((t, port))
+        r = "CONNECTED"
+    except OSError as e:
+        r = err(e)
+    finally:
+        c.close()
+    print(f"tcp:{t}={r}")
+    try:
+        p = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
+    except OSError as e:
+        print(f"icmp6:{t}=socket:{err(e)}")
+        continue
+    p.settimeout(2)
+    try:
+        p.sendto(struct.pack("!BBHHH", 128, 0, 0, 0, 1) + b"safe-ai", (t, 0))
+        p.recv(1024)
+        r = "REPLY"
+    except OSError as e:
+        r = err(e)
+    finally:
+        p.close()
+    print(f"icmp6:{t}={r}")
+"#;
+
+/// The host's IPv6 addresses, link-local ones included (loopback is the sandbox's own).
+fn host_v6_addresses(s: &Stack) -> Vec<String> {
+    let out = s.run("ip", &["-o", "-6", "addr", "show"]);
+    let mut addrs: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|cidr| cidr.split('/').next())
+        .filter(|a| *a != "::1")
+        .map(str::to_owned)
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
+/// IPv6 is off in the sandbox (no address, `disable_ipv6` everywhere), and a v6-only
+/// listener on the host's `[::]`, which really listens (the host reaches it on `::1`),
+/// is reached from the sandbox through none of the host's IPv6 addresses, link-local
+/// ones included; no ICMPv6 echo is answered either.
+pub fn no_ipv6_path_from_the_sandbox_to_the_host(s: &Stack) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let addrs = host_v6_addresses(s);
+    ensure(!addrs.is_empty(), || {
+        "the host has no IPv6 address besides ::1: nothing to try".to_owned()
+    })?;
+    let mut listener = std::process::Command::new("python3")
+        .args(["-c", V6_LISTENER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3 on the host: {e}"))?;
+    let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
+    let port = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| l.strip_prefix("port=").map(str::to_owned))
+        .ok_or_else(|| "the v6-only listener did not bind".to_owned());
+    let result = port.and_then(|port| {
+        // The control: the listener accepts from the host itself.
+        std::net::TcpStream::connect_timeout(
+            &format!("[::1]:{port}").parse().unwrap(),
+            Duration::from_secs(3),
+        )
+        .map_err(|e| format!("the v6-only listener on [::]:{port} refuses the host: {e}"))?;
+        let out = s.sandbox(&format!(
+            "python3 - {port} {} <<'PY'\n{V6_PROBE}PY\n",
+            addrs.join(" ")
+        ));
+        Ok((port, out))
+    });
+    // End the listener (closing its stdin) and collect what it accepted.
+    drop(listener.stdin.take());
+    let accepted: Vec<String> = lines
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("accepted=").map(str::to_owned))
+        .collect();
+    let _ = listener.wait();
+    let (port, out) = result?;
+    let got = text(&out.stdout);
+    let evidence = || {
+        format!(
+            "tried {addrs:?} on port {port}:\n{got}{}",
+            text(&out.stderr)
+        )
+    };
+    let f = crate::stack::key_values(&got);
+    ensure(accepted.iter().all(|p| p == "::1"), || {
+        format!(
+            "the sandbox reached the host's v6-only listener from {accepted:?}\n{}",
+            evidence()
+        )
+    })?;
+    ensure(accepted.iter().any(|p| p == "::1"), || {
+        format!("the control connection from ::1 was not seen: {accepted:?}")
+    })?;
+    let mut off = f.iter().filter(|(k, _)| k.starts_with("disable_ipv6:"));
+    ensure(
+        f.contains_key("disable_ipv6:all") && off.all(|(_, v)| v == "1"),
+        || format!("IPv6 is not disabled in the sandbox\n{}", evidence()),
+    )?;
+    ensure(
+        f.get("v6_addresses").map(String::as_str) == Some("0"),
+        || format!("the sandbox has IPv6 addresses\n{}", evidence()),
+    )?;
+    for a in &addrs {
+        for kind in ["tcp", "icmp6"] {
+            let results: Vec<&String> = f
+                .iter()
+                .filter(|(k, _)| {
+                    k.strip_prefix(&format!("{kind}:"))
+                        .is_some_and(|t| t == a || t.starts_with(&format!("{a}%")))
+                })
+                .map(|(_, v)| v)
+                .collect();
+            ensure(!results.is_empty(), || {
+                format!("no {kind} probe ran for {a}\n{}", evidence())
+            })?;
+            ensure(
+                results.iter().all(|r| *r != "CONNECTED" && *r != "REPLY"),
+                || format!("{kind} to {a} got through\n{}", evidence()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// In the sandbox: ICMP echo (an unprivileged ping socket, what `ping` uses without
+/// CAP_NET_RAW) to each address in argv, and a raw socket; `icmp:TARGET=RESULT` lines.
+const ICMP_PROBE: &str = r#"
+import errno, socket, struct, sys
+def err(e):
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "timeout"
+with open("/proc/sys/net/ipv4/ping_group_range") as f:
+    print("ping_group_range=" + " ".join(f.read().split()))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+    print("raw=OPENED")
+except OSError as e:
+    print(f"raw={err(e)}")
+for t in sys.argv[1:]:
+    try:
+        p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    except OSError as e:
+        print(f"icmp:{t}=socket:{err(e)}")
+        continue
+    p.settimeout(2)
+    try:
+        p.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, 1) + b"safe-ai", (t, 0))
+        p.recv(1024)
+        print(f"icmp:{t}=REPLY")
+    except OSError as e:
+        print(f"icmp:{t}={err(e)}")
+    finally:
+        p.close()
+"#;
+
+/// No ICMP leaves the sandbox: ping sockets are refused (`net.ipv4.ping_group_range` is
+/// empty), raw sockets too (no CAP_NET_RAW); neither the proxy, on the sandbox's own
+/// network, nor a container on the external network answers an echo.
+pub fn icmp_echo_fails_to_the_proxy_and_beyond(s: &Stack) -> Result<(), String> {
+    let targets = [s.proxy_ip(), s.upstream_ip()];
+    let out = s.sandbox(&format!(
+        "python3 - {} <<'PY'\n{ICMP_PROBE}PY\n",
+        targets.join(" ")
+    ));
+    let got = text(&out.stdout);
+    let evidence = || format!("{got}{}", text(&out.stderr));
+    let f = crate::stack::key_values(&got);
+    for t in &targets {
+        let r = f.get(&format!("icmp:{t}"));
+        ensure(r.is_some(), || {
+            format!("no ICMP probe ran for {t}\n{}", evidence())
+        })?;
+        ensure(r.map(String::as_str) == Some("socket:EACCES"), || {
+            format!(
+                "ICMP echo to {t}: {r:?} (expected the ping socket refused)\n{}",
+                evidence()
+            )
+        })?;
+    }
+    ensure(f.get("raw").map(String::as_str) == Some("EPERM"), || {
+        format!("a raw ICMP socket: {:?}\n{}", f.get("raw"), evidence())
+    })
+}
+
+/// In the sandbox: TCP connections, `NAME=ADDR:PORT[@DEVICE]` in argv, the device bound
+/// with SO_BINDTODEVICE (allowed unprivileged since Linux 5.7: with it the kernel takes
+/// an address it has no route to as on-link and asks for it on that interface).
+const CONNECT_PROBE: &str = r#"
+import errno, socket, sys
+def err(e):
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "timeout"
+for arg in sys.argv[1:]:
+    name, target = arg.split("=")
+    target, _, dev = target.partition("@")
+    host, port = target.rsplit(":", 1)
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.settimeout(4)
+    try:
+        if dev:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+        c.connect((host, int(port)))
+        print(f"{name}=CONNECTED")
+    except OSError as e:
+        print(f"{name}={err(e)}")
+    finally:
+        c.close()
+"#;
+
+/// The SSH forwarder listens only on the proxy's external address, where the host's port
+/// leads (key login through it is `key_login_through_the_host_port_lands_in_workspace`),
+/// runs unprivileged, and the sandbox cannot reach it: not on the proxy's internal
+/// address, not on the external one (no route), not even by binding its socket to its
+/// interface. So the sandbox cannot take its connection slots either.
+pub fn the_ssh_forwarder_is_out_of_the_sandboxs_reach_and_unprivileged(
+    s: &Stack,
+) -> Result<(), String> {
+    let external = s.proxy_external_ip()?;
+    let internal = s.proxy_ip();
+    let out = s.sandbox(&format!(
+        "python3 - control={internal}:3128 internal={internal}:2222 external={external}:2222 \
+         external_on_eth0={external}:2222@eth0 <<'PY'\n{CONNECT_PROBE}PY\n"
+    ));
+    let got = text(&out.stdout);
+    let f = crate::stack::key_values(&got);
+    let evidence = || format!("{got}{}", text(&out.stderr));
+    ensure(
+        f.get("control").map(String::as_str) == Some("CONNECTED"),
+        || {
+            format!(
+                "the control (Squid on {internal}:3128) is not reachable\n{}",
+                evidence()
+            )
+        },
+    )?;
+    for name in ["internal", "external", "external_on_eth0"] {
+        let r = f.get(name);
+        ensure(r.is_some_and(|r| r != "CONNECTED"), || {
+            format!(
+                "the sandbox reaches the SSH forwarder ({name}): {r:?}\n{}",
+                evidence()
+            )
+        })?;
+    }
+    // Where it listens (/proc/net/tcp: hex address:port, state 0A) and as whom.
+    let out = s.exec(
+        "proxy",
+        "root",
+        "echo uids=$(ps -o uid= -C socat); awk '$4 == \"0A\" && $2 ~ /:08AE$/ {print \"listen=\" $2}' /proc/net/tcp",
+    );
+    let got = text(&out.stdout);
+    let f = crate::stack::key_values(&got);
+    let uids: Vec<&str> = f
+        .get("uids")
+        .map_or(vec![], |u| u.split_whitespace().collect());
+    ensure(!uids.is_empty() && uids.iter().all(|u| *u != "0"), || {
+        format!("socat's uids: {uids:?} (none may be root)\n{got}")
+    })?;
+    let ip: std::net::Ipv4Addr = external.parse().unwrap();
+    // /proc/net/tcp writes the address as the host-order u32 of its network bytes.
+    let want = format!("{:08X}:08AE", u32::from_ne_bytes(ip.octets()));
+    ensure(f.get("listen") == Some(&want), || {
+        format!(
+            "the forwarder listens on {:?}, not only on {external} ({want})\n{got}",
+            f.get("listen")
+        )
+    })
+}
+
+/// Squid's cache manager answers nobody in the sandbox, whichever way it is asked: a
+/// `cache_object://` URL, or `/squid-internal-mgr/` through the proxy or straight at it.
+const MANAGER_PROBE: &str = r#"
+import socket, sys
+proxy = sys.argv[1]
+requests = [
+    f"GET cache_object://{proxy}/info HTTP/1.0\r\n\r\n",
+    "GET cache_object://localhost/menu HTTP/1.0\r\n\r\n",
+    f"GET http://{proxy}:3128/squid-internal-mgr/info HTTP/1.0\r\n\r\n",
+    "GET http://safe-ai-proxy:3128/squid-internal-mgr/menu HTTP/1.0\r\n\r\n",
+    "GET http://localhost:3128/squid-internal-mgr/info HTTP/1.0\r\n\r\n",
+    f"GET /squid-internal-mgr/info HTTP/1.0\r\nHost: {proxy}:3128\r\n\r\n",
+    "GET /squid-internal-mgr/menu HTTP/1.0\r\nHost: safe-ai-proxy:3128\r\n\r\n",
+]
+for i, req in enumerate(requests):
+    c = socket.create_connection((proxy, 3128), timeout=10)
+    c.sendall(req.encode())
+    data = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    c.close()
+    head = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    body = data.decode(errors="replace")
+    leaked = any(m in body for m in ("Squid Object Cache", "Cache Manager", "UP Time", "Connection information"))
+    print(f"req{i}={req.splitlines()[0]!r} -> {head!r} leaked={leaked}")
+"#;
+
+pub fn the_cache_manager_is_refused(s: &Stack) -> Result<(), String> {
+    let proxy = s.proxy_ip();
+    let out = s.sandbox(&format!("python3 - {proxy} <<'PY'\n{MANAGER_PROBE}PY\n"));
+    let got = text(&out.stdout);
+    let evidence = || format!("{got}{}", text(&out.stderr));
+    let lines: Vec<&str> = got.lines().filter(|l| l.starts_with("req")).collect();
+    ensure(lines.len() == 7, || {
+        format!("the cache manager probes did not all run\n{}", evidence())
+    })?;
+    for l in lines {
+        let refused = l.contains("-> 'HTTP/1.1 403") || l.contains("-> 'HTTP/1.1 400");
+        ensure(refused && l.ends_with("leaked=False"), || {
+            format!("the cache manager answered: {l}\n{}", evidence())
+        })?;
+    }
+    Ok(())
 }
 
 pub fn dns_answers_only_for_the_allowlist_and_never_leaks(s: &Stack) -> Result<(), String> {
@@ -312,6 +676,10 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     allowlisted_names_resolving_to_blocked_ranges_are_denied,
     no_direct_tcp_udp_or_icmp_route,
     host_listeners_are_unreachable,
+    no_ipv6_path_from_the_sandbox_to_the_host,
+    icmp_echo_fails_to_the_proxy_and_beyond,
+    the_ssh_forwarder_is_out_of_the_sandboxs_reach_and_unprivileged,
+    the_cache_manager_is_refused,
     dns_answers_only_for_the_allowlist_and_never_leaks,
     upstream_sees_no_via_or_forwarded_for,
     git_clone_commit_and_push_over_https,

@@ -543,3 +543,34 @@ pub type VerifyReport = BTreeMap<String, (String, String)>;
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }
 }
+
+/// `KEY=VALUE` lines (what the in-container probes print) as a map; the first `=` splits.
+pub fn key_values(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+impl Stack {
+    /// The proxy's address on the external network (where the host's SSH port leads).
+    pub fn proxy_external_ip(&self) -> Result<String, String> {
+        let id = text(&self.compose(&["ps", "-q", "proxy"]).stdout)
+            .trim()
+            .to_owned();
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}_external\").IPAddress}}}}",
+            self.project()
+        );
+        let out = self.run("docker", &["inspect", "-f", &format, &id]);
+        let ip = text(&out.stdout).trim().to_owned();
+        if out.status.success() && ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            Ok(ip)
+        } else {
+            Err(format!(
+                "no external address for the proxy ({id:?}): {ip:?} {}",
+                text(&out.stderr)
+            ))
+        }
+    }
+}
