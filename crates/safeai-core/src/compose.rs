@@ -321,6 +321,55 @@ mod tests {
     }
 
     #[test]
+    fn the_proxys_address_and_dns_upstream_come_from_the_proxy_settings_knobs() {
+        let t = tree();
+        let proxy = &t["services"]["proxy"];
+        let knob = ProxySettings::PROXY_IP.to_string();
+        assert_eq!(
+            proxy["networks"]["internal"]["ipv4_address"],
+            Value::from(knob.as_str())
+        );
+        assert_eq!(
+            proxy["environment"]["SAFE_AI_PROXY_IP"],
+            Value::from(knob.as_str())
+        );
+        assert_eq!(
+            t["services"]["sandbox"]["dns"],
+            Value::from(vec![knob.as_str()])
+        );
+        assert_eq!(
+            proxy["environment"]["SAFE_AI_DNS_UPSTREAM"],
+            Value::from(ProxySettings::DNS_UPSTREAM.to_string())
+        );
+        assert_eq!(
+            proxy["environment"]["SAFE_AI_PRIVATE_EXCEPTIONS"],
+            Value::from("${SAFE_AI_PRIVATE_EXCEPTIONS:-}")
+        );
+    }
+
+    #[test]
+    fn variable_names_are_written_once_in_the_env_module() {
+        // Outside `stack::env`, the model names its variables by constant, never by a
+        // literal that could drift from the one the proxy reads.
+        for (file, src) in [
+            ("compose.rs", include_str!("compose.rs")),
+            ("proxy.rs", include_str!("proxy.rs")),
+            ("stack.rs", include_str!("stack.rs")),
+        ] {
+            let code = src.split("#[cfg(test)]").next().unwrap();
+            for line in code
+                .lines()
+                .filter(|l| l.contains(concat!("\"SAFE", "_AI_")))
+            {
+                assert!(
+                    file == "stack.rs" && line.trim_start().starts_with("pub const "),
+                    "{file}: a variable name written as a literal: {line}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_sandbox_is_on_the_internal_network_only() {
         let t = tree();
         assert_eq!(

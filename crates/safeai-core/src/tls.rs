@@ -773,6 +773,36 @@ mod tests {
     }
 
     #[test]
+    fn plain_requests_are_http_only_and_one_rule_denies_blocked_addresses() {
+        let lines = plan(true, false).http_access_lines();
+        let at = |line: &str| lines.iter().position(|l| l == line);
+        let scheme = at("http_access deny !CONNECT !http_scheme safeai_http_scheme").unwrap();
+        // After the port rules, so a decrypted request on 443 keeps its `port` page.
+        assert!(at("http_access deny !CONNECT !http_port safeai_http_port").unwrap() < scheme);
+        // One rule per kind of request: the exceptions are cut out of blocked_range itself.
+        assert!(
+            lines.contains(
+                &"http_access deny CONNECT blocked_range safeai_tls_private_address".into()
+            )
+        );
+        assert!(lines.contains(
+            &"http_access deny !CONNECT blocked_range safeai_http_private_address".into()
+        ));
+        assert!(!lines.iter().any(|l| l.contains("private_exception")));
+        let nothing_blocked = TlsPlan::new(PlanInputs {
+            allows_any: true,
+            has_opaque: false,
+            blocks_any: false,
+        });
+        assert!(
+            !nothing_blocked
+                .http_access_lines()
+                .iter()
+                .any(|l| l.contains("blocked_range"))
+        );
+    }
+
+    #[test]
     fn an_empty_allowlist_allows_nothing() {
         let lines = plan(false, false).http_access_lines();
         assert!(!lines.iter().any(|l| l.starts_with("http_access allow")));
