@@ -266,8 +266,8 @@ pub fn cidr_difference(from: &[Cidr], minus: &[Cidr]) -> Vec<Cidr> {
 }
 
 /// A private range that allowlisted names may resolve to (`SAFE_AI_PRIVATE_EXCEPTIONS`):
-/// inside some blocked range, at most a /8 (IPv4) or a /16 (IPv6), and never around a
-/// cloud metadata address.
+/// overlapping some blocked range (else it excepts nothing), at most a /8 (IPv4) or a /16
+/// (IPv6), and never around a cloud metadata address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PrivateException(Cidr);
 
