@@ -233,6 +233,20 @@ fn render_prints_one_artifact_and_bad_proxy_settings_are_errors() {
         "{}",
         text(&out.stderr)
     );
+    // Squid cannot listen on a bare IPv6 address: refused before anything is rendered.
+    let out = safeai(
+        &repo(),
+        &["render", "squid"],
+        &[("SAFE_AI_PROXY_IP", "fd00::2")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("error: SAFE_AI_PROXY_IP=\"fd00::2\" is not valid: expected an IPv4 address"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty());
 }
 
 #[test]

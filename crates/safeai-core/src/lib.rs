@@ -26,8 +26,8 @@ pub use proxy::{
 };
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
-    Knob, Mebibytes, NamedVolume, NetworkPlan, ProxySettings, Seconds, SecurityProfile,
-    SshSettings, Stack, Tmpfs, env,
+    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PrivateException, ProxySettings,
+    Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges, cidr_difference, env,
 };
 pub use tls::render_error_pages;
 
@@ -59,6 +59,16 @@ pub enum Error {
     InvalidPath {
         /// The text, escaped.
         input: String,
+    },
+    /// A private exception that would unlock too much, or nothing.
+    #[error("`{cidr}` cannot be a private exception: {reason}; {fix}")]
+    InvalidException {
+        /// The network.
+        cidr: Cidr,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// How to fix it.
+        fix: &'static str,
     },
     /// An item of a comma-separated environment variable that does not parse.
     #[error("{var}[{index}]: {source}")]

@@ -7,7 +7,7 @@ use handlebars::Handlebars;
 use safeai_policy::Allowlist;
 use serde::Serialize;
 
-use crate::stack::{BLOCKED_RANGES, ProxySettings};
+use crate::stack::ProxySettings;
 use crate::tls::{PlanInputs, TlsPlan};
 
 const SQUID: &str = include_str!("templates/squid.conf.hbs");
@@ -56,8 +56,8 @@ struct SquidContext<'a> {
     connect_timeout: u32,
     read_timeout: u32,
     request_body_max: u32,
-    blocked_ranges: &'a [&'a str],
-    private_exceptions: Vec<String>,
+    dns_upstream: String,
+    blocked_ranges: Vec<String>,
     domains: Vec<&'a str>,
     opaque_domains: Vec<&'a str>,
     ca_file: &'a str,
@@ -78,7 +78,7 @@ pub fn tls_plan(settings: &ProxySettings, allowlist: &Allowlist) -> TlsPlan {
     TlsPlan::new(PlanInputs {
         allows_any: !allowlist.is_empty(),
         has_opaque: allowlist.opaque_domains().next().is_some(),
-        has_private_exceptions: !settings.private_exceptions.is_empty(),
+        blocks_any: !settings.blocked_destinations().is_empty(),
     })
 }
 
@@ -95,9 +95,9 @@ pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
             connect_timeout: settings.connect_timeout.0,
             read_timeout: settings.read_timeout.0,
             request_body_max: settings.request_body_max.0,
-            blocked_ranges: BLOCKED_RANGES,
-            private_exceptions: settings
-                .private_exceptions
+            dns_upstream: settings.dns_upstream.to_string(),
+            blocked_ranges: settings
+                .blocked_destinations()
                 .iter()
                 .map(ToString::to_string)
                 .collect(),

@@ -22,14 +22,15 @@ pub enum Acl {
     HttpsPort,
     /// `port 80`: the only port a plain HTTP request may name.
     HttpPort,
+    /// `proto HTTP`: the only scheme a plain request may name.
+    HttpScheme,
     /// A destination written as an IPv4 (any form) or IPv6 address.
     IpLiteral,
     /// The allowlisted names (`dstdomain`).
     Allowlist,
-    /// Addresses an allowlisted name must not resolve to.
+    /// Addresses an allowlisted name must not resolve to: the blocked ranges minus the
+    /// private exceptions.
     BlockedRange,
-    /// Ranges the operator excepted from [`Acl::BlockedRange`].
-    PrivateException,
     /// Squid's cache manager URLs.
     Manager,
     /// The first step of the TLS handshake: the CONNECT is established, nothing read yet.
@@ -51,10 +52,10 @@ impl Acl {
             Acl::Connect => "CONNECT",
             Acl::HttpsPort => "https_port",
             Acl::HttpPort => "http_port",
+            Acl::HttpScheme => "http_scheme",
             Acl::IpLiteral => "ip_literal",
             Acl::Allowlist => "allowlist",
             Acl::BlockedRange => "blocked_range",
-            Acl::PrivateException => "private_exception",
             Acl::Manager => "manager",
             Acl::Step1 => "step1",
             Acl::Step2 => "step2",
@@ -90,6 +91,9 @@ pub enum DenyReason {
     NotAllowlisted,
     /// A CONNECT to a port other than 443, or plain HTTP to a port other than 80.
     Port,
+    /// A plain request whose URI names another scheme than `http`, such as `ftp://`,
+    /// `whois://` or `https://` (which Squid would speak itself, on any port).
+    Scheme,
     /// The destination is written as an IP address.
     IpAddress,
     /// An allowlisted name resolved to a private, loopback, link-local or metadata address.
@@ -102,9 +106,10 @@ pub enum DenyReason {
 
 impl DenyReason {
     /// Every reason, in the order of the docs.
-    pub const ALL: [DenyReason; 6] = [
+    pub const ALL: [DenyReason; 7] = [
         DenyReason::NotAllowlisted,
         DenyReason::Port,
+        DenyReason::Scheme,
         DenyReason::IpAddress,
         DenyReason::PrivateAddress,
         DenyReason::SniMismatch,
@@ -116,6 +121,7 @@ impl DenyReason {
         match self {
             DenyReason::NotAllowlisted => "not-allowlisted",
             DenyReason::Port => "port",
+            DenyReason::Scheme => "scheme",
             DenyReason::IpAddress => "ip-address",
             DenyReason::PrivateAddress => "private-address",
             DenyReason::SniMismatch => "sni-mismatch",
@@ -158,6 +164,10 @@ impl DenyReason {
                 "port %p is not allowed: the proxy passes HTTPS on port 443 and\n\
                  plain HTTP on port 80, nothing else."
             }
+            DenyReason::Scheme => {
+                "the request asks the proxy to speak %P://, which it does not:\n\
+                 it passes https:// (as CONNECT, port 443) and http:// (port 80)."
+            }
             DenyReason::IpAddress => {
                 "the destination is written as an IP address; only allowlisted\n\
                  host names are reachable."
@@ -185,6 +195,10 @@ impl DenyReason {
             DenyReason::Port => {
                 "use the service's standard port (https://%H/ or\n\
                  http://%H/), or ask the person who runs this sandbox."
+            }
+            DenyReason::Scheme => {
+                "use https://%H/ (the client opens the TLS connection itself)\n\
+                 or http://%H/; other protocols do not pass the proxy."
             }
             DenyReason::IpAddress => {
                 "use the host name; if it is not allowlisted, ask the person who\n\
@@ -297,8 +311,8 @@ pub struct PlanInputs {
     pub allows_any: bool,
     /// Some entry says `tunnel: opaque`.
     pub has_opaque: bool,
-    /// Some private range is excepted.
-    pub has_private_exceptions: bool,
+    /// Some address is blocked (the blocked ranges are not all excepted).
+    pub blocks_any: bool,
 }
 
 impl TlsPlan {
@@ -315,6 +329,12 @@ impl TlsPlan {
             deny(DenyReason::NotAllowlisted, vec![Not(Connect), Is(Manager)]),
             deny(DenyReason::Port, vec![Is(Connect), Not(HttpsPort)]),
             deny(DenyReason::Port, vec![Not(Connect), Not(HttpPort)]),
+            Denial {
+                note: Some(
+                    "Plain requests are http:// only: Squid would speak ftp://, whois:// or https:// itself.",
+                ),
+                ..deny(DenyReason::Scheme, vec![Not(Connect), Not(HttpScheme)])
+            },
             deny(DenyReason::IpAddress, vec![Is(IpLiteral)]),
         ];
         if inputs.allows_any {
@@ -322,11 +342,9 @@ impl TlsPlan {
                 note: Some("Names outside the allowlist are denied before any DNS lookup."),
                 ..deny(DenyReason::NotAllowlisted, vec![Not(Allowlist)])
             });
-            let mut blocked = vec![Is(BlockedRange)];
-            if inputs.has_private_exceptions {
-                blocked.push(Not(PrivateException));
+            if inputs.blocks_any {
+                denials.push(deny(DenyReason::PrivateAddress, vec![Is(BlockedRange)]));
             }
-            denials.push(deny(DenyReason::PrivateAddress, blocked));
         }
 
         let mut bump = Vec::new();
@@ -695,7 +713,7 @@ mod tests {
         TlsPlan::new(PlanInputs {
             allows_any,
             has_opaque,
-            has_private_exceptions: false,
+            blocks_any: true,
         })
     }
 
@@ -751,6 +769,36 @@ mod tests {
             !lines
                 .iter()
                 .any(|l| l.contains("!CONNECT") && l.contains("safeai_tls_"))
+        );
+    }
+
+    #[test]
+    fn plain_requests_are_http_only_and_one_rule_denies_blocked_addresses() {
+        let lines = plan(true, false).http_access_lines();
+        let at = |line: &str| lines.iter().position(|l| l == line);
+        let scheme = at("http_access deny !CONNECT !http_scheme safeai_http_scheme").unwrap();
+        // After the port rules, so a decrypted request on 443 keeps its `port` page.
+        assert!(at("http_access deny !CONNECT !http_port safeai_http_port").unwrap() < scheme);
+        // One rule per kind of request: the exceptions are cut out of blocked_range itself.
+        assert!(
+            lines.contains(
+                &"http_access deny CONNECT blocked_range safeai_tls_private_address".into()
+            )
+        );
+        assert!(lines.contains(
+            &"http_access deny !CONNECT blocked_range safeai_http_private_address".into()
+        ));
+        assert!(!lines.iter().any(|l| l.contains("private_exception")));
+        let nothing_blocked = TlsPlan::new(PlanInputs {
+            allows_any: true,
+            has_opaque: false,
+            blocks_any: false,
+        });
+        assert!(
+            !nothing_blocked
+                .http_access_lines()
+                .iter()
+                .any(|l| l.contains("blocked_range"))
         );
     }
 

@@ -80,6 +80,131 @@ pub fn ip_literals_are_denied(s: &Stack) -> Result<(), String> {
     Ok(())
 }
 
+/// Requests written to the proxy exactly as given, from the sandbox (curl would normalize
+/// an address, or open a tunnel for `https://`): `GET URI` sends an absolute-URI request;
+/// `CONNECT HOST:PORT` sends the CONNECT and, after its 200, a TLS handshake (any
+/// certificate) and `GET /` inside, as a client that reads the denial page. One line per
+/// probe: the last status, the `X-Safe-AI-Denied` value (`-` if none) and whether the body
+/// is a safe-ai page (`page`/`-`); or `ERR` and why.
+fn raw_probes(s: &Stack, probes: &[String]) -> Result<Vec<String>, String> {
+    const SCRIPT: &str = r#"
+import socket, ssl, sys
+proxy = sys.argv[1]
+def parse(data):
+    text = data.decode("latin-1")
+    head, _, body = text.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = lines[0].split(" ")[1] if lines[0].startswith("HTTP/") else "none"
+    reason = "-"
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "x-safe-ai-denied":
+            reason = v.strip()
+    page = "page" if "fix:" in body and "safe-ai:" in body else "-"
+    return f"{status} {reason} {page}"
+def read_all(sock):
+    chunks = []
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except socket.timeout:
+        if not chunks:
+            raise
+    return b"".join(chunks)
+def read_head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = sock.recv(1)
+        if not b:
+            break
+        data += b
+    return data
+for probe in sys.argv[2:]:
+    method, target = probe.split(" ")
+    try:
+        s = socket.create_connection((proxy, 3128), timeout=10)
+        if method == "CONNECT":
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            first = parse(read_head(s))
+            if not first.startswith("200 "):
+                print(first)
+                continue
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            t = ctx.wrap_socket(s)
+            t.sendall(b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+            print(parse(read_all(t)))
+        else:
+            authority = target.split("//", 1)[1].split("/", 1)[0]
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode())
+            print(parse(read_all(s)))
+    except Exception as e:
+        print("ERR", type(e).__name__, str(e).replace("\n", " "))
+"#;
+    let args: String = probes.iter().map(|p| format!(" '{p}'")).collect();
+    let out = s.sandbox(&format!(
+        "python3 - {}{args} <<'PY'\n{SCRIPT}\nPY",
+        s.proxy_ip()
+    ));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    ensure(lines.len() == probes.len(), || {
+        format!("the probes did not run: {:?} {}", lines, text(&out.stderr))
+    })?;
+    Ok(lines)
+}
+
+/// Each probe's outcome must start with `want`.
+fn expect_all(s: &Stack, probes: &[String], want: &str) -> Result<(), String> {
+    let got = raw_probes(s, probes)?;
+    let wrong: Vec<String> = probes
+        .iter()
+        .zip(&got)
+        .filter(|(_, g)| !g.starts_with(want))
+        .map(|(p, g)| format!("{p}: {g}"))
+        .collect();
+    ensure(wrong.is_empty(), || {
+        format!("expected {want:?}, got:\n{}", wrong.join("\n"))
+    })
+}
+
+pub fn ipv4_in_short_octal_hex_and_integer_forms_is_denied(s: &Stack) -> Result<(), String> {
+    // 127.0.0.1 written as inet_aton reads it; sent as written (curl would rewrite it).
+    let forms = [
+        "127.1",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "0x7f000001",
+        "2130706433",
+    ];
+    let probes: Vec<String> = forms
+        .iter()
+        .flat_map(|f| [format!("GET http://{f}/"), format!("CONNECT {f}:443")])
+        .collect();
+    expect_all(s, &probes, "403 ip-address page")
+}
+
+pub fn only_http_on_80_and_connect_on_443_other_schemes_are_denied(
+    s: &Stack,
+) -> Result<(), String> {
+    // The control: the same request line with http:// reaches the upstream.
+    expect_all(
+        s,
+        &["GET http://api.allowed.test:80/".to_owned()],
+        "200 - -",
+    )?;
+    // Squid would speak these itself to port 80 of an allowlisted host. (gopher:// is not
+    // among them: Squid 5.7 answers it 501 by itself.)
+    let probes: Vec<String> = ["ftp", "whois", "https"]
+        .iter()
+        .map(|scheme| format!("GET {scheme}://api.allowed.test:80/"))
+        .collect();
+    expect_all(s, &probes, "403 scheme page")
+}
+
 pub fn host_header_cannot_smuggle_a_denied_destination(s: &Stack) -> Result<(), String> {
     let ca = s.ca_in_sandbox()?;
     let got = codes(s, ca, "http://evil.test/", "-H 'Host: api.allowed.test'");
@@ -103,6 +228,173 @@ pub fn allowlisted_names_resolving_to_blocked_ranges_are_denied(s: &Stack) -> Re
         }
     }
     Ok(())
+}
+
+pub fn a_name_with_one_excepted_and_one_blocked_address_is_refused(
+    s: &Stack,
+) -> Result<(), String> {
+    // dual.allowed.test has two A records: the upstream (in the excepted test subnet) and
+    // 127.0.0.1; mapped.allowed.test has an AAAA record ::ffff:127.0.0.1 only. The proxy
+    // checks every address, before it connects (the access log says so: TCP_DENIED).
+    let all = text(&s.sandbox("getent ahostsv4 dual.allowed.test").stdout);
+    ensure(
+        all.contains(&s.upstream_ip()) && all.contains("127.0.0.1"),
+        || format!("precondition: dual.allowed.test has both addresses: {all:?}"),
+    )?;
+    let probes: Vec<String> = ["dual.allowed.test", "mapped.allowed.test"]
+        .iter()
+        .flat_map(|h| [format!("GET http://{h}/"), format!("CONNECT {h}:443")])
+        .collect();
+    expect_all(s, &probes, "403 private-address page")?;
+    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
+    for host in ["dual.allowed.test", "mapped.allowed.test"] {
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(&format!("host={host} ")))
+            .collect();
+        ensure(
+            !lines.is_empty()
+                && lines.iter().all(|l| {
+                    l.contains("action=TCP_DENIED") && l.contains("reason=private-address")
+                }),
+            || format!("{host} in the proxy's log: {lines:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn squid_resolves_through_the_dns_upstream_and_never_leaks_denied_names(
+    s: &Stack,
+) -> Result<(), String> {
+    // Through Squid only (a raw request: the sandbox resolves nothing itself). The control
+    // is allowlisted, so Squid looks it up: it must reach the test nameserver, which
+    // proves Squid asks SAFE_AI_DNS_UPSTREAM and that the log is read right.
+    let leak = unique("squid-leak");
+    let control = format!("{}.api.allowed.test", unique("squid-control"));
+    expect_all(s, &[format!("GET http://{control}/")], "200 - -")?;
+    expect_all(
+        s,
+        &[
+            format!("GET http://{leak}-http.evil.test/"),
+            format!("CONNECT {leak}-connect.evil.test:443"),
+        ],
+        "403 not-allowlisted page",
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    let log = text(&s.compose(&["logs", "--no-color", "nameserver"]).stdout);
+    ensure(log.contains(&control), || {
+        format!("Squid's lookup of {control} never reached the nameserver: {log}")
+    })?;
+    ensure(!log.contains(&leak), || {
+        format!("a name Squid denied reached the nameserver ({leak}):\n{log}")
+    })
+}
+
+/// The address of the second proxy that [`without_an_exception_the_test_network_is_denied`]
+/// starts on the external network.
+fn plain_proxy_ip(s: &Stack) -> String {
+    format!("172.30.{}.20", 100 + s.slot)
+}
+
+/// Removes a container when dropped, so that a failed check leaves none behind (it would
+/// keep the compose project's network from being removed).
+struct Container<'a>(&'a Stack, String);
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run("docker", &["rm", "-f", &self.1]);
+    }
+}
+
+pub fn without_an_exception_the_test_network_is_denied(s: &Stack) -> Result<(), String> {
+    // The suite's proxy runs with the test network as a private exception; this one, the
+    // same image and allowlist with no exception (the default), stands beside the
+    // upstreams on the external network, and a client there asks it.
+    let ip = plain_proxy_ip(s);
+    let network = format!("{}_external", s.project());
+    let container = Container(s, format!("{}-no-exception", s.project()));
+    let _ = s.run("docker", &["rm", "-f", &container.1]);
+    let allowlist = format!("{}:/etc/safe-ai/allowlist.yaml:ro", s.allowlist().display());
+    let out = s.run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &container.1,
+            "--network",
+            &network,
+            "--ip",
+            &ip,
+            "-e",
+            &format!("SAFE_AI_PROXY_IP={ip}"),
+            "-e",
+            &format!("SAFE_AI_DNS_UPSTREAM={}", s.nameserver_ip()),
+            "-v",
+            &allowlist,
+            "safe-ai-proxy:latest",
+        ],
+    );
+    ensure(out.status.success(), || {
+        format!("the second proxy did not start: {}", text(&out.stderr))
+    })?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s
+        .run("docker", &["exec", &container.1, "safeai-proxy", "health"])
+        .status
+        .success()
+    {
+        if std::time::Instant::now() > deadline {
+            let logs = s.run("docker", &["logs", "--tail", "30", &container.1]);
+            return Err(format!(
+                "the second proxy is not healthy after 60 s: {}{}",
+                text(&logs.stdout),
+                text(&logs.stderr)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let denied = format!("{}.evil.test", unique("plain"));
+    let upstream = s.upstream_ip();
+    let script = format!(
+        "probe() {{ code=$(curl -s -k -o /dev/null -D /tmp/h -w '%{{http_code}}' --max-time 10 \
+           -x http://{ip}:3128 \"$1\"); echo \"$1 $code $(tr -d '\\r' </tmp/h | \
+           sed -n 's/^[Xx]-[Ss]afe-[Aa][Ii]-[Dd]enied: //p')\"; }}; \
+         probe http://api.allowed.test/; probe https://api.allowed.test/; \
+         probe http://metadata.allowed.test/; probe http://{denied}/; \
+         echo \"direct $(curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 http://{upstream}/)\""
+    );
+    let out = s.run(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "--entrypoint",
+            "bash",
+            "safe-ai-sandbox:latest",
+            "-c",
+            &script,
+        ],
+    );
+    let got = text(&out.stdout);
+    let want = [
+        "http://api.allowed.test/ 403 private-address".to_owned(),
+        "https://api.allowed.test/ 403 private-address".to_owned(),
+        "http://metadata.allowed.test/ 403 private-address".to_owned(),
+        // The controls: the proxy answers by its plan, and the upstream is reachable
+        // from where the client stands, so the refusals above are the proxy's.
+        format!("http://{denied}/ 403 not-allowlisted"),
+        "direct 200".to_owned(),
+    ];
+    ensure(got.lines().eq(want.iter().map(String::as_str)), || {
+        format!(
+            "without an exception, expected:\n{}\ngot:\n{got}{}",
+            want.join("\n"),
+            text(&out.stderr)
+        )
+    })
 }
 
 pub fn no_direct_tcp_udp_or_icmp_route(s: &Stack) -> Result<(), String> {
@@ -672,8 +964,12 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     denied_name_gets_403_for_connect_and_http_and_is_logged,
     other_ports_are_denied,
     ip_literals_are_denied,
+    ipv4_in_short_octal_hex_and_integer_forms_is_denied,
+    only_http_on_80_and_connect_on_443_other_schemes_are_denied,
     host_header_cannot_smuggle_a_denied_destination,
     allowlisted_names_resolving_to_blocked_ranges_are_denied,
+    a_name_with_one_excepted_and_one_blocked_address_is_refused,
+    without_an_exception_the_test_network_is_denied,
     no_direct_tcp_udp_or_icmp_route,
     host_listeners_are_unreachable,
     no_ipv6_path_from_the_sandbox_to_the_host,
@@ -681,6 +977,7 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     the_ssh_forwarder_is_out_of_the_sandboxs_reach_and_unprivileged,
     the_cache_manager_is_refused,
     dns_answers_only_for_the_allowlist_and_never_leaks,
+    squid_resolves_through_the_dns_upstream_and_never_leaks_denied_names,
     upstream_sees_no_via_or_forwarded_for,
     git_clone_commit_and_push_over_https,
     figure_throughput_through_the_proxy,

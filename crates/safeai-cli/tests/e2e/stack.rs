@@ -105,6 +105,21 @@ impl Stack {
         format!("172.30.{}.10", 100 + self.slot)
     }
 
+    /// The upstream whose certificate no one trusts (`untrusted.allowed.test`).
+    pub fn untrusted_ip(&self) -> String {
+        format!("172.30.{}.11", 100 + self.slot)
+    }
+
+    /// The upstream that does not speak TLS (`raw.allowed.test`, `opaque.allowed.test`).
+    pub fn raw_ip(&self) -> String {
+        format!("172.30.{}.12", 100 + self.slot)
+    }
+
+    /// The fast TLS server (`fast.allowed.test`, `fast-opaque.allowed.test`).
+    pub fn fast_ip(&self) -> String {
+        format!("172.30.{}.13", 100 + self.slot)
+    }
+
     /// The logging nameserver's address: the proxy's DNS upstream in the suite.
     pub fn nameserver_ip(&self) -> String {
         format!("172.30.{}.53", 100 + self.slot)
@@ -147,6 +162,9 @@ impl Stack {
             ("SAFE_AI_PROXY_IP", self.proxy_ip()),
             ("SAFE_AI_E2E_EXTERNAL_SUBNET", self.external_subnet()),
             ("SAFE_AI_E2E_UPSTREAM_IP", self.upstream_ip()),
+            ("SAFE_AI_E2E_UNTRUSTED_IP", self.untrusted_ip()),
+            ("SAFE_AI_E2E_RAW_IP", self.raw_ip()),
+            ("SAFE_AI_E2E_FAST_IP", self.fast_ip()),
             ("SAFE_AI_E2E_NAMESERVER_IP", self.nameserver_ip()),
             ("SAFE_AI_DNS_UPSTREAM", self.nameserver_ip()),
             ("SAFE_AI_SSH_PORT", self.ssh_port.to_string()),
@@ -256,6 +274,7 @@ impl Stack {
             "# e2e allowlist\ndomains:\n  - api.allowed.test\n  - git.allowed.test\n  \
              # They resolve, in the proxy, to addresses it must refuse.\n  \
              - metadata.allowed.test\n  - loopback.allowed.test\n  - internal.allowed.test\n  \
+             - dual.allowed.test\n  - mapped.allowed.test\n  \
              # TLS checked (raw.allowed.test does not speak TLS), and an opaque tunnel.\n  \
              - raw.allowed.test\n  - untrusted.allowed.test\n  \
              - {domain: opaque.allowed.test, tunnel: opaque}\n  \
