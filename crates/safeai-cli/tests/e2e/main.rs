@@ -41,7 +41,9 @@ fn all_checks() -> Vec<(&'static str, Check)> {
 /// and persistence. The rest is not in this pass yet, each for a reason seen under
 /// Debian's runsc 0.0~20240729 (README, "gVisor"): the seccomp and `/proc` probes read
 /// what gVisor's kernel answers, not the host's (and the profile is not applied there);
-/// `docker update` and the pids cgroup do not reach gVisor's tasks.
+/// the route, IPv6 and ICMP probes read `ip route` (netlink), `/sys/class/net` and
+/// `/proc/sys/net`, which gVisor does not offer; `docker update` and the pids cgroup do
+/// not reach gVisor's tasks.
 const RUNSC_CHECKS: &[&str] = &[
     "both_services_are_healthy",
     "the_sandbox_runs_under_its_runtime",
@@ -57,6 +59,8 @@ const RUNSC_CHECKS: &[&str] = &[
     "host_header_cannot_smuggle_a_denied_destination",
     "allowlisted_names_resolving_to_blocked_ranges_are_denied",
     "host_listeners_are_unreachable",
+    "the_ssh_forwarder_is_out_of_the_sandboxs_reach_and_unprivileged",
+    "the_cache_manager_is_refused",
     "dns_answers_only_for_the_allowlist_and_never_leaks",
     "upstream_sees_no_via_or_forwarded_for",
     "git_clone_commit_and_push_over_https",
