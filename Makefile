@@ -25,8 +25,8 @@ setup: ## Check Docker and Compose, create .env and the compose override from th
 build: ## Build the proxy and sandbox images
 	$(COMPOSE) build
 
-up: ## Build if needed and start the stack in the background
-	$(COMPOSE) up -d --build
+up: ## Build if needed, start the stack in the background, wait until both are healthy
+	$(COMPOSE) up -d --build --wait
 
 down: ## Stop and remove the containers (the volumes and your files stay)
 	$(COMPOSE) down
