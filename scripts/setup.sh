@@ -546,7 +546,7 @@ summary() {
     else
         ok "ready"
     fi
-    hint "Next: \`make up\` (or docker compose up -d --build), then \`make shell\`" \
+    hint "Next: \`make up\` (or docker compose up -d --build --wait), then \`make shell\`" \
         "(ssh -p \${SAFE_AI_SSH_PORT:-2222} dev@localhost) or VS Code Remote-SSH."
 }
 
