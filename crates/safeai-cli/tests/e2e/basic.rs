@@ -170,36 +170,20 @@ pub fn reload_adds_a_domain_and_an_invalid_reload_changes_nothing(s: &Stack) -> 
 
 /// `safeai verify` names the sandbox's runtime and, under runsc, finds gVisor's kernel.
 pub fn safeai_verify_names_the_runtime(s: &Stack) -> Result<(), String> {
-    let out = s.safeai(&[
-        "verify",
-        "--allowed",
-        "https://api.allowed.test/",
-        "--denied",
-        "evil.test",
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "safeai verify --format json: not JSON ({e}): {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })?;
-    let line = report["checks"]
-        .as_array()
-        .and_then(|checks| checks.iter().find(|c| c["check"] == "runtime"))
-        .ok_or_else(|| format!("no runtime line in safeai verify's report: {report}"))?;
-    let detail = line["detail"].as_str().unwrap_or_default();
+    let (_, report) = s.verify_json(&[])?;
+    let (result, detail) = report
+        .get("runtime")
+        .ok_or_else(|| format!("no runtime line in safeai verify's report: {report:?}"))?;
     let want = if s.runtime == "runsc" {
         "runsc: the sandbox's kernel is gVisor's".to_owned()
     } else {
         format!("{}: the host's kernel", s.runtime)
     };
-    ensure(
-        line["result"] == "pass" && detail.starts_with(&want),
-        || format!("safeai verify's runtime line: {line}, expected a pass saying {want:?}"),
-    )
+    ensure(result == "pass" && detail.starts_with(&want), || {
+        format!(
+            "safeai verify's runtime line: {result} {detail:?}, expected a pass saying {want:?}"
+        )
+    })
 }
 
 pub fn safeai_verify_passes_every_check(s: &Stack) -> Result<(), String> {

@@ -494,19 +494,23 @@ impl Stack {
         sandbox: &str,
         proxy: &str,
     ) -> Result<(Option<i32>, VerifyReport), String> {
-        let out = self.safeai(&[
+        self.verify_json(&["--sandbox", sandbox, "--proxy", proxy])
+    }
+
+    /// `safeai verify --format json` with the suite's allowed URL and denied host, plus
+    /// `extra` (none: the stack in this run's compose project).
+    pub fn verify_json(&self, extra: &[&str]) -> Result<(Option<i32>, VerifyReport), String> {
+        let mut args = vec![
             "verify",
             "--allowed",
             "https://api.allowed.test/",
             "--denied",
             "evil.test",
-            "--sandbox",
-            sandbox,
-            "--proxy",
-            proxy,
             "--format",
             "json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.safeai(&args);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
             format!(
                 "safeai verify --format json: not JSON ({e}): {}{}",
