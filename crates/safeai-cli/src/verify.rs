@@ -57,6 +57,18 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).trim().to_owned()
 }
 
+/// What `cmd` (a `docker` command) printed and how it ended.
+fn record(cmd: &mut Command) -> Recorded {
+    match cmd.output() {
+        Ok(o) => Recorded::new(
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        ),
+        Err(e) => Recorded::new(None, "", format!("cannot run docker: {e}")),
+    }
+}
+
 impl Stack<'_> {
     /// `script` in `service` as `user`, recorded.
     fn exec(&self, service: &str, user: &str, script: &str) -> Recorded {
@@ -70,18 +82,7 @@ impl Stack<'_> {
                 cmd.args(["exec", "-u", user, name]);
             }
         }
-        match cmd
-            .args(["bash", "-c", script])
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(o) => Recorded::new(
-                o.status.code(),
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr),
-            ),
-            Err(e) => Recorded::new(None, "", format!("cannot run docker: {e}")),
-        }
+        record(cmd.args(["bash", "-c", script]).stdin(Stdio::null()))
     }
 
     fn sandbox(&self, user: &str, script: &str) -> Recorded {
@@ -110,17 +111,7 @@ impl Stack<'_> {
         let Some(id) = self.container_id(service) else {
             return Recorded::new(Some(1), "", format!("no {service} container"));
         };
-        match Command::new("docker")
-            .args(["inspect", "-f", format, &id])
-            .output()
-        {
-            Ok(o) => Recorded::new(
-                o.status.code(),
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr),
-            ),
-            Err(e) => Recorded::new(None, "", format!("cannot run docker: {e}")),
-        }
+        record(Command::new("docker").args(["inspect", "-f", format, &id]))
     }
 
     /// The container's addresses by network name.
