@@ -843,6 +843,10 @@ impl Default for Stack {
                     // sandbox, on the internal network, cannot reach the proxy's external
                     // address (where the SSH forwarder listens) by taking it as on-link.
                     ("net.ipv4.conf.all.arp_ignore", "1"),
+                    // No echo replies: under gVisor the sandbox can open a ping socket
+                    // (its kernel ignores ping_group_range), and the proxy is the one
+                    // host it can reach; nothing here needs to answer a ping.
+                    ("net.ipv4.icmp_echo_ignore_all", "1"),
                 ]),
             },
             volumes: vec![

@@ -41,8 +41,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
 /// and persistence. The rest is not in this pass yet, each for a reason seen under
 /// Debian's runsc 0.0~20240729 (README, "gVisor"): the seccomp and `/proc` probes read
 /// what gVisor's kernel answers, not the host's (and the profile is not applied there);
-/// the route, IPv6 and ICMP probes read `ip route` (netlink), `/sys/class/net` and
-/// `/proc/sys/net`, which gVisor does not offer; the limits are applied to the sandbox
+/// the IPv6 probe reads `/sys/class/net`, which gVisor does not offer; the limits are applied to the sandbox
 /// from outside, so its own cgroup files show none (quota -1), and `docker update` and
 /// the pids cgroup do not reach gVisor's tasks.
 const RUNSC_CHECKS: &[&str] = &[
@@ -59,6 +58,8 @@ const RUNSC_CHECKS: &[&str] = &[
     "ip_literals_are_denied",
     "host_header_cannot_smuggle_a_denied_destination",
     "allowlisted_names_resolving_to_blocked_ranges_are_denied",
+    "no_direct_tcp_udp_or_icmp_route",
+    "icmp_echo_fails_to_the_proxy_and_beyond",
     "host_listeners_are_unreachable",
     "the_ssh_forwarder_is_out_of_the_sandboxs_reach_and_unprivileged",
     "the_cache_manager_is_refused",
