@@ -5,14 +5,14 @@
 //! container settings it changed, and waits (bounded) until both services are healthy.
 //! Every loop is bounded in count and time, inside the containers as well.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::stack::{Stack, ensure, text};
+use crate::stack::{Stack, ensure, key_values, text};
 
 // ---- helpers -------------------------------------------------------------------------
 
@@ -35,15 +35,7 @@ fn show(out: &Output) -> String {
     )
 }
 
-/// `key=value` lines (what the in-container scripts print) as a map.
-fn fields(out: &str) -> HashMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-fn num(f: &HashMap<String, String>, key: &str) -> Option<f64> {
+fn num(f: &BTreeMap<String, String>, key: &str) -> Option<f64> {
     f.get(key)?.parse().ok()
 }
 
@@ -343,7 +335,7 @@ fn kill_bomb(s: &Stack) -> Result<(), String> {
              echo left=$(pgrep -c -f 'safeai-e2e-[b]omb|safeai-e2e-[p]robe'); \
              echo pids=$(cat /sys/fs/cgroup/pids/pids.current 2>/dev/null || cat /sys/fs/cgroup/pids.current)",
         );
-        let f = fields(&text(&out.stdout));
+        let f = key_values(&text(&out.stdout));
         if out.status.success() && f.get("left").map(String::as_str) == Some("0") {
             eprintln!(
                 "fork bomb: no bomb process left; {} processes in the sandbox",
@@ -460,7 +452,7 @@ fn fork_bomb(s: &Stack) -> Result<(), String> {
     } else {
         eprintln!("fork bomb: docker stats never saw the sandbox at its limit");
     }
-    let f = fields(&report);
+    let f = key_values(&report);
     let get =
         |k: &str| num(&f, k).ok_or_else(|| format!("no {k} in the bomb's report: {}", show(&bomb)));
     let (forked, failures, hits) = (get("forked")?, get("fork_failures")?, get("limit_hits")?);
@@ -624,7 +616,7 @@ fn memory_hog(s: &Stack, id: &str) -> Result<(), String> {
     let out = s.sandbox(&script);
     let report = text(&out.stdout);
     eprintln!("memory hog: {}", report.trim().replace('\n', ", "));
-    let f = fields(&report);
+    let f = key_values(&report);
     let get =
         |k: &str| num(&f, k).ok_or_else(|| format!("no {k} in the hog's report: {}", show(&out)));
     let (limit, status, allocated) = (get("limit")?, get("status")?, get("allocated_mib")?);
@@ -781,7 +773,7 @@ fn proxy_stopped(s: &Stack) -> Result<(), String> {
         "proxy stopped: (HTTP code, curl exit) {}",
         report.trim().replace('\n', ", ")
     );
-    let f = fields(&report);
+    let f = key_values(&report);
     let result = |k: &str| -> (String, u32) {
         let v = f.get(k).cloned().unwrap_or_default();
         let (code, exit) = v.split_once(' ').unwrap_or(("", ""));
@@ -1293,7 +1285,7 @@ fn concurrent_reloads(s: &Stack, original: &str) -> Result<(), String> {
          echo dnsmasq=$(pgrep -c -x dnsmasq) squid=$(pgrep -c -x squid); \
          echo servers=$(grep -c new.allowed.test /run/safe-ai/dnsmasq.servers)",
     );
-    let f = fields(&text(&out.stdout));
+    let f = key_values(&text(&out.stdout));
     ensure(
         f.get("health").map(String::as_str) == Some("ok")
             && f.get("parse").map(String::as_str) == Some("ok")

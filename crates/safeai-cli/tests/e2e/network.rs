@@ -311,7 +311,7 @@ pub fn without_an_exception_the_test_network_is_denied(s: &Stack) -> Result<(), 
     // same image and allowlist with no exception (the default), stands beside the
     // upstreams on the external network, and a client there asks it.
     let ip = plain_proxy_ip(s);
-    let network = format!("{}_external", s.project());
+    let network = s.external_network();
     let container = Container(s, format!("{}-no-exception", s.project()));
     let _ = s.run("docker", &["rm", "-f", &container.1]);
     let allowlist = format!("{}:/etc/safe-ai/allowlist.yaml:ro", s.allowlist().display());
@@ -364,20 +364,7 @@ pub fn without_an_exception_the_test_network_is_denied(s: &Stack) -> Result<(), 
          probe http://metadata.allowed.test/; probe http://{denied}/; \
          echo \"direct $(curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 http://{upstream}/)\""
     );
-    let out = s.run(
-        "docker",
-        &[
-            "run",
-            "--rm",
-            "--network",
-            &network,
-            "--entrypoint",
-            "bash",
-            "safe-ai-sandbox:latest",
-            "-c",
-            &script,
-        ],
-    );
+    let out = s.on_external(&[], &script);
     let got = text(&out.stdout);
     let want = [
         "http://api.allowed.test/ 403 private-address".to_owned(),
@@ -939,24 +926,10 @@ pub fn figure_throughput_through_the_proxy(s: &Stack) -> Result<(), String> {
     let measure = "-s -o /dev/null --max-time 120 -w '%{size_download} %{speed_download}'";
     let proxied = text(&s.sandbox(&format!("curl {measure} {url}")).stdout);
     // The same image on the external network, straight to the upstream's address.
-    let network = format!("{}_external", s.project());
     let direct_url = format!("http://{}/bytes/{BYTES}", s.upstream_ip());
     let direct = text(
-        &s.run(
-            "docker",
-            &[
-                "run",
-                "--rm",
-                "--network",
-                &network,
-                "--entrypoint",
-                "bash",
-                "safe-ai-sandbox:latest",
-                "-c",
-                &format!("curl {measure} {direct_url}"),
-            ],
-        )
-        .stdout,
+        &s.on_external(&[], &format!("curl {measure} {direct_url}"))
+            .stdout,
     );
     let parse = |s: &str| -> Option<(u64, f64)> {
         let (size, speed) = s.trim().split_once(' ')?;

@@ -6,7 +6,6 @@
 //! invalid flag, a bad pointer). The seccomp filter answers before the kernel looks at any
 //! argument, so only the filter can turn those calls into EPERM (or ENOSYS for clone3).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,22 +13,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::stack::{Stack, ensure, free_port, text, unique};
+use crate::stack::{Stack, ensure, free_port, key_values, text, unique};
 
 // ---- helpers ---------------------------------------------------------------------------
-
-/// `KEY=VALUE` lines of a probe's stdout; other lines are ignored.
-fn pairs(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
 
 /// Compares a probe's `KEY=VALUE` answers with what is expected of each key; every
 /// mismatch is listed, with the probe's whole output as the evidence.
 fn expect_all(who: &str, out: &Output, want: &[(&str, &str)]) -> Result<(), String> {
-    let got = pairs(&text(&out.stdout));
+    let got = key_values(&text(&out.stdout));
     let wrong: Vec<String> = want
         .iter()
         .filter(|(k, v)| got.get(*k).map(String::as_str) != Some(*v))
@@ -325,7 +316,7 @@ pub fn seccomp_refuses_dangerous_syscalls(s: &Stack) -> Result<(), String> {
     let probe = python(SECCOMP_PROBE);
     for user in ["dev", "root"] {
         let out = s.exec("sandbox", user, &probe);
-        let got = pairs(&text(&out.stdout));
+        let got = key_values(&text(&out.stdout));
         let arch = got.get("arch").cloned().unwrap_or_default();
         ensure(arch == "x86_64" || arch == "aarch64", || {
             format!(
@@ -427,7 +418,7 @@ pub fn seccomp_allows_only_four_socket_families(s: &Stack) -> Result<(), String>
     let probe = python(SOCKET_PROBE);
     for user in ["dev", "root"] {
         let out = s.exec("sandbox", user, &probe);
-        let arch = pairs(&text(&out.stdout))
+        let arch = key_values(&text(&out.stdout))
             .get("arch")
             .cloned()
             .unwrap_or_default();
@@ -545,7 +536,7 @@ print("CapAmb:\t" + (",".join(map(str, amb)) or "none"))'"#;
         "awk '$2 == \"/workspace\" {{ print \"options=\" $4 }}' /proc/mounts; '{bin}'"
     ));
     let got = text(&out.stdout);
-    let options = pairs(&got).get("options").cloned().unwrap_or_default();
+    let options = key_values(&got).get("options").cloned().unwrap_or_default();
     ensure(
         !options.is_empty() && !options.split(',').any(|o| o == "nosuid"),
         || {
@@ -626,7 +617,7 @@ pub fn cpu_and_memory_limits_are_the_configured_ones(s: &Stack) -> Result<(), St
             )
         })?;
     let out = s.sandbox(LIMITS_PROBE);
-    let got = pairs(&text(&out.stdout));
+    let got = key_values(&text(&out.stdout));
     let evidence = || format!("{}{}", text(&out.stdout), text(&out.stderr));
     let cpu = got.get("cpu").cloned().unwrap_or_default();
     let (quota, period) = cpu
@@ -688,7 +679,7 @@ gcc -pthread -o threads threads.c
 "#,
         dir.path
     ));
-    let got = pairs(&text(&out.stdout));
+    let got = key_values(&text(&out.stdout));
     ensure(
         out.status.success() && got.get("sum") == Some(&want.to_string()),
         || {
@@ -705,7 +696,7 @@ gcc -pthread -o threads threads.c
         "python3 -m venv '{venv}' && '{venv}/bin/python' -c 'import sys; print(\"prefix=\" + sys.prefix)' \
          && '{venv}/bin/python' -m pip --version >/dev/null && echo pip=OK"
     ));
-    let got = pairs(&text(&out.stdout));
+    let got = key_values(&text(&out.stdout));
     ensure(
         got.get("prefix") == Some(&venv) && got.get("pip").map(String::as_str) == Some("OK"),
         || format!("python venv: {} {}", text(&out.stdout), text(&out.stderr)),
@@ -799,7 +790,7 @@ pub fn writes_outside_workspace_tmp_and_home_fail(s: &Stack) -> Result<(), Strin
             ("write:/dev/shm", "OK"),
         ],
     )?;
-    let extra = pairs(&text(&out.stdout)).get("extra").cloned();
+    let extra = key_values(&text(&out.stdout)).get("extra").cloned();
     ensure(extra.is_none(), || {
         format!("dev can write to other directories: {}", text(&out.stdout))
     })?;
@@ -845,7 +836,7 @@ print("memfd=" + ("RAN" if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 "#,
         dir = dir.path
     ));
-    let got = pairs(&text(&out.stdout));
+    let got = key_values(&text(&out.stdout));
     let evidence = || format!("{}{}", text(&out.stdout), text(&out.stderr));
     ensure(got.get("ldso").is_some_and(|l| !l.is_empty()), || {
         format!("no dynamic loader found: {}", evidence())
@@ -1178,7 +1169,7 @@ fn local_forwarding_works(s: &Stack, host: &str, remote_port: u16) -> Result<(),
          </dev/null >/dev/null 2>&1 & echo \"pid=$!\"; }}",
         dir.path
     ));
-    let pid = pairs(&text(&out.stdout))
+    let pid = key_values(&text(&out.stdout))
         .get("pid")
         .cloned()
         .unwrap_or_default();

@@ -530,6 +530,30 @@ impl Stack {
         Ok((out.status.code(), lines))
     }
 
+    /// The external network of this run's project, where the stand-in upstreams live.
+    pub fn external_network(&self) -> String {
+        format!("{}_external", self.project())
+    }
+
+    /// `bash -c script` in a throwaway container of the sandbox image on the external
+    /// network (beside the upstreams, outside the sandbox's confinement), with `volumes`
+    /// (`-v` arguments): the place of a client that is not the sandbox.
+    pub fn on_external(&self, volumes: &[&str], script: &str) -> Output {
+        let network = self.external_network();
+        let mut args = vec!["run", "--rm", "--network", &network];
+        for v in volumes {
+            args.extend(["-v", v]);
+        }
+        args.extend([
+            "--entrypoint",
+            "bash",
+            "safe-ai-sandbox:latest",
+            "-c",
+            script,
+        ]);
+        self.run("docker", &args)
+    }
+
     pub fn down(&self) {
         let logs = self.compose(&["logs", "--no-color", "--tail", "200"]);
         std::fs::write(self.scratch.join("compose.log"), &logs.stdout).ok();
@@ -568,7 +592,7 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
 }
 
 /// `KEY=VALUE` lines (what the in-container probes print) as a map; the first `=` splits.
-pub fn key_values(out: &str) -> std::collections::BTreeMap<String, String> {
+pub fn key_values(out: &str) -> BTreeMap<String, String> {
     out.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))

@@ -422,29 +422,8 @@ pub fn figure_cost_of_the_sni_check(s: &Stack) -> Result<(), String> {
         Ok(times[CONNECTIONS / 2])
     };
     let sandbox = |script: &str| text(&s.sandbox(script).stdout);
-    let network = format!("{}_external", s.project());
     let mount = format!("{}:/test-ca:ro", s.test_ca().display());
-    let direct = |script: &str| {
-        text(
-            &s.run(
-                "docker",
-                &[
-                    "run",
-                    "--rm",
-                    "--network",
-                    &network,
-                    "-v",
-                    &mount,
-                    "--entrypoint",
-                    "bash",
-                    "safe-ai-sandbox:latest",
-                    "-c",
-                    script,
-                ],
-            )
-            .stdout,
-        )
-    };
+    let direct = |script: &str| text(&s.on_external(&[&mount], script).stdout);
     // Three rounds, interleaved, and the median of each: one download is at the mercy of
     // whatever else the machine does.
     let (mut spliced, mut opaque, mut straight) = (Vec::new(), Vec::new(), Vec::new());
