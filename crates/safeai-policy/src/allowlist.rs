@@ -9,6 +9,8 @@ use crate::Origin;
 use crate::diagnostic::{Diagnostic, Warning, render};
 use crate::domain::Domain;
 use crate::options::Tunnel;
+use crate::rules::{Credential, HostRules, RuleError};
+use crate::sections::Sections;
 use crate::source::{self, Source};
 
 /// The set of allowed domains, each standing for itself and its subdomains, with what
@@ -26,6 +28,10 @@ pub struct Allowlist {
     names: Vec<usize>,
     /// Indices into `entries` of the opaque entries.
     opaque: Vec<usize>,
+    /// The hosts with method and path rules, by domain.
+    rules: Vec<HostRules>,
+    /// The brokered credentials, by domain and header.
+    credentials: Vec<Credential>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +82,37 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
+impl Sections {
+    /// Sorts the entries by host (and header), and reports a second entry for one host
+    /// (one header of a host) as an error at the later one.
+    fn dedup(&mut self, diagnostics: &mut Vec<Diagnostic>) {
+        let mut error = |origin: &Origin, e: RuleError| {
+            diagnostics.push(Diagnostic::error(origin.clone(), e.into()));
+        };
+        // Stable sorts: the first listing stays first, the later ones are the errors.
+        self.rules.sort_by(|a, b| a.domain.cmp(&b.domain));
+        self.rules.dedup_by(|later, first| {
+            let same = later.domain == first.domain;
+            if same {
+                error(&later.origin, RuleError::DuplicateRules { domain: later.domain.clone(), first: first.origin.clone() });
+            }
+            same
+        });
+        self.credentials.sort_by(|a, b| (&a.domain, &a.header).cmp(&(&b.domain, &b.header)));
+        self.credentials.dedup_by(|later, first| {
+            let same = later.domain == first.domain && later.header == first.header;
+            if same {
+                error(&later.origin, RuleError::DuplicateCredential {
+                    domain: later.domain.clone(),
+                    header: later.header.as_str().to_owned(),
+                    first: first.origin.clone(),
+                });
+            }
+            same
+        });
+    }
+}
+
 /// Reads, validates, merges and normalizes `sources`, in order.
 ///
 /// Every problem of every source is reported at once.
@@ -86,8 +123,9 @@ impl std::error::Error for Rejected {}
 pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
     let mut diagnostics = Vec::new();
     let mut valid = Vec::new();
+    let mut sections = Sections::default();
     for src in sources {
-        for raw in source::read(src, &mut diagnostics) {
+        for raw in source::read(src, &mut diagnostics, &mut sections) {
             // The name's findings first: the entry's position comes before its options'.
             match raw.text.map(|text| Domain::parse(&text)) {
                 Ok(Ok(v)) => {
@@ -108,10 +146,21 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
             }
         }
     }
+    sections.dedup(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.sort_by(|a, b| {
+            (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin))
+        });
         return Err(Rejected { diagnostics });
     }
-    let allowlist = Allowlist::normalize(valid, &mut diagnostics);
+    let mut allowlist = Allowlist::normalize(valid, &mut diagnostics);
+    allowlist.attach(sections, &mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.sort_by(|a, b| {
+            (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin))
+        });
+        return Err(Rejected { diagnostics });
+    }
     // Source order: sources come in order and origins order like them (file, then
     // variable); the stable sort keeps the order of several findings on one entry.
     diagnostics
@@ -270,6 +319,88 @@ impl Allowlist {
                 None => return None,
             }
         }
+    }
+
+    /// Adds the rules and credentials: each host is allowlisted by them if no entry
+    /// allows it yet. A second entry for one host (one header), and rules or a credential
+    /// under a `tunnel: opaque` entry, are errors.
+    fn attach(&mut self, sections: Sections, diagnostics: &mut Vec<Diagnostic>) {
+        let mut error = |origin: &Origin, e: RuleError| {
+            diagnostics.push(Diagnostic::error(origin.clone(), e.into()));
+        };
+        let hosts = sections
+            .rules
+            .iter()
+            .map(|r| (&r.domain, &r.origin, "checked"))
+            .chain(sections.credentials.iter().map(|c| (&c.domain, &c.origin, "given a credential")));
+        let mut implicit = Vec::new();
+        for (domain, origin, what) in hosts {
+            match self.covering(domain.as_str()) {
+                Some(kept) if kept.tunnel == Tunnel::Opaque => error(origin, RuleError::OpaqueHost {
+                    domain: domain.clone(),
+                    at: kept.origin.clone(),
+                    what,
+                }),
+                Some(_) => {}
+                None => implicit.push((domain.clone(), Tunnel::Tls, origin.clone())),
+            }
+        }
+        if !implicit.is_empty() {
+            let listed = std::mem::take(&mut self.entries)
+                .into_iter()
+                .map(|k| (k.domain, k.tunnel, k.origin));
+            *self = Allowlist::normalize(listed.chain(implicit), &mut Vec::new());
+        }
+        self.rules = sections.rules;
+        self.credentials = sections.credentials;
+    }
+
+    /// The most specific entry that allows `host`.
+    fn covering(&self, host: &str) -> Option<&Kept> {
+        let mut candidate = host;
+        loop {
+            if let Ok(i) = self.position(candidate) {
+                return Some(&self.entries[i]);
+            }
+            candidate = candidate.split_once('.')?.1;
+        }
+    }
+
+    /// The hosts with rules, in name order.
+    pub fn rules(&self) -> &[HostRules] {
+        &self.rules
+    }
+
+    /// The brokered credentials, in name and header order.
+    pub fn credentials(&self) -> &[Credential] {
+        &self.credentials
+    }
+
+    /// The rules that judge the requests to `host`: those of the most specific ruled
+    /// domain that is `host` or one of its parents.
+    pub fn rules_for(&self, host: &str) -> Option<&HostRules> {
+        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        let mut candidate = host.as_str();
+        loop {
+            if let Ok(i) = self.rules.binary_search_by(|r| r.domain.as_str().cmp(candidate)) {
+                return Some(&self.rules[i]);
+            }
+            candidate = candidate.split_once('.')?.1;
+        }
+    }
+
+    /// The credentials added to the requests for exactly `host`.
+    pub fn credentials_for<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Credential> + 'a {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.credentials
+            .iter()
+            .filter(move |c| c.domain.as_str().eq_ignore_ascii_case(host))
+    }
+
+    /// Whether the proxy decrypts the connections to `host`: it has rules, or a
+    /// credential.
+    pub fn decrypts(&self, host: &str) -> bool {
+        self.rules_for(host).is_some() || self.credentials_for(host).next().is_some()
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {

@@ -266,6 +266,9 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A problem with a `rules:` or `credentials:` entry.
+    #[error(transparent)]
+    Rule(#[from] crate::rules::RuleError),
 }
 
 impl Error {
@@ -333,7 +336,7 @@ impl Error {
                 format!("quote it if it is meant as a name: \"{shown}\"")
             }
             Error::WrongShape { .. } => "write a list: `domains: [github.com]` or one `- github.com` per line".into(),
-            Error::Yaml { .. } => "the file has one key, `domains`, holding a list of names".into(),
+            Error::Yaml { .. } => "the file's keys are `domains` (a list of names), `rules` and `credentials`".into(),
             Error::TooComplex { .. } => "write the list out without YAML aliases".into(),
             Error::FileNotFound => "check the path given with --allowlist or SAFE_AI_ALLOWLIST".into(),
             Error::Io { .. } => "check the file's permissions".into(),
@@ -341,6 +344,7 @@ impl Error {
                 "name the allowlist file itself: a regular YAML file".into()
             }
             Error::TooLarge { .. } => "an allowlist holds domain names; check that this is the right file".into(),
+            Error::Rule(e) => e.hint(),
         }
     }
 
@@ -379,6 +383,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::NotAFile { .. } => "not-a-file",
             Error::TooLarge { .. } => "too-large",
+            Error::Rule(e) => e.code(),
         }
     }
 }

@@ -25,6 +25,8 @@ mod domain;
 mod edit;
 mod options;
 mod origin;
+mod rules;
+mod sections;
 mod source;
 
 pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};
@@ -33,6 +35,10 @@ pub use domain::{Domain, Validated};
 pub use edit::{EditError, add_domains};
 pub use options::Tunnel;
 pub use origin::{Origin, Position};
+pub use rules::{
+    Credential, EnvName, HeaderName, HostRules, Method, PLACEHOLDER, PathGlob, Rule, RuleError,
+    SecretName, ValueTemplate,
+};
 pub use source::{
     ALLOWLIST_VAR, DEFAULT_ALLOWLIST_PATH, DEFAULT_DOMAINS_VAR, Env, MAX_FILE_BYTES, Source,
 };

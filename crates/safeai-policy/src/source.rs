@@ -13,6 +13,7 @@ use yaml_rust2::scanner::Marker;
 use crate::Origin;
 use crate::diagnostic::{Diagnostic, Error, Warning};
 use crate::options::Tunnel;
+use crate::sections::Sections;
 
 /// The variable holding the path of the allowlist file.
 pub const ALLOWLIST_VAR: &str = "SAFE_AI_ALLOWLIST";
@@ -125,12 +126,17 @@ impl RawEntry {
 
 /// Reads one source. Problems with the source itself (missing file, bad YAML) go to
 /// `diagnostics`; its entries, valid or not, are returned for validation.
-pub(crate) fn read(source: &Source, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
+/// A YAML source's `rules` and `credentials` go to `sections`.
+pub(crate) fn read(
+    source: &Source,
+    diagnostics: &mut Vec<Diagnostic>,
+    sections: &mut Sections,
+) -> Vec<RawEntry> {
     match source {
         Source::File { path, required } => {
             let name = path.display().to_string();
             match read_file(path) {
-                Ok(text) => read_yaml(&name, &text, diagnostics),
+                Ok(text) => read_yaml(&name, &text, diagnostics, sections),
                 Err(Error::FileNotFound) if !required => {
                     diagnostics.push(Diagnostic::warning(
                         Some(Origin::file(name)),
@@ -144,7 +150,7 @@ pub(crate) fn read(source: &Source, diagnostics: &mut Vec<Diagnostic>) -> Vec<Ra
                 }
             }
         }
-        Source::Yaml { name, text } => read_yaml(name, text, diagnostics),
+        Source::Yaml { name, text } => read_yaml(name, text, diagnostics, sections),
         Source::List { var, value } => read_list(var, value),
         Source::Code(domains) => domains
             .iter()
@@ -276,12 +282,27 @@ fn read_list(var: &str, value: &str) -> Vec<RawEntry> {
 struct FileShape {
     #[serde(default)]
     domains: Option<Domains>,
+    /// Read with positions by `sections`.
+    #[serde(default)]
+    rules: Option<serde::de::IgnoredAny>,
+    /// Read with positions by `sections`.
+    #[serde(default)]
+    credentials: Option<serde::de::IgnoredAny>,
 }
 
-fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
+fn read_yaml(
+    name: &str,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+    sections: &mut Sections,
+) -> Vec<RawEntry> {
     let name: Arc<str> = Arc::from(name);
     let shape: FileShape = if text.trim().is_empty() {
-        FileShape { domains: None }
+        FileShape {
+            domains: None,
+            rules: None,
+            credentials: None,
+        }
     } else {
         match serde_yaml::from_str(text) {
             Ok(shape) => shape,
@@ -291,6 +312,11 @@ fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<R
             }
         }
     };
+    if shape.rules.is_some() || shape.credentials.is_some() {
+        let found = crate::sections::read(&name, text, diagnostics);
+        sections.rules.extend(found.rules);
+        sections.credentials.extend(found.credentials);
+    }
     let marks = EntryMarks::collect(text);
     let origin_at = |m: Option<Marker>| match m {
         Some(m) => Origin::file_at(name.clone(), m.line(), m.col() + 1),

@@ -46,6 +46,29 @@ fn valid_fixtures() {
                 out.push_str(&format!("{d}\n"));
             }
         }
+        let (rules, credentials) = (checked.allowlist.rules(), checked.allowlist.credentials());
+        if !rules.is_empty() {
+            out.push_str("==== rules ====\n");
+            for r in rules {
+                out.push_str(&format!("{}  ({})\n", r.domain, r.origin));
+                for rule in &r.allow {
+                    out.push_str(&format!("  {rule}  {}\n", rule.path.regex()));
+                }
+            }
+        }
+        if !credentials.is_empty() {
+            out.push_str("==== credentials ====\n");
+            for c in credentials {
+                out.push_str(&format!(
+                    "{}  {}: {}  sandbox_env: {}  ({})\n",
+                    c.domain,
+                    c.header.as_str(),
+                    c.value,
+                    c.sandbox_env.as_ref().map_or("-", |e| e.as_str()),
+                    c.origin
+                ));
+            }
+        }
         out.push_str("==== diagnostics ====\n");
         out.push_str(&render(&checked.diagnostics));
         insta::assert_snapshot!(out);
