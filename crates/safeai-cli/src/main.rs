@@ -138,6 +138,9 @@ enum ProxyCommand {
         /// The proxy's runtime directory
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
+        /// The directory of the credentials' secrets, one file per secret
+        #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
+        secrets: PathBuf,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -147,6 +150,9 @@ enum ProxyCommand {
         /// The proxy's runtime directory
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
+        /// The directory of the credentials' secrets, one file per secret
+        #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
+        secrets: PathBuf,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -350,17 +356,22 @@ fn run(command: Command) -> Result<(), Failed> {
             check,
             only,
         } => {
-            let mut artifacts = artifacts(&allowlist)?;
+            let checked = load(&allowlist)?;
+            let stack = stack()?;
+            let mut artifacts = safeai_core::render_all(&stack, &checked.allowlist);
             if !only.is_empty() {
                 let keep: Vec<&str> = only.iter().map(|a| a.file_name()).collect();
                 artifacts.retain(|name, _| keep.contains(name));
             }
-            // The pages do not depend on the allowlist and are not committed: written only
-            // into the proxy's runtime directory, when asked for.
+            // The pages are not committed: written only into the proxy's runtime
+            // directory, when asked for.
             let pages = only
                 .iter()
                 .any(|a| matches!(a, Artifact::ErrorPages))
-                .then(safeai_core::render_error_pages);
+                .then(|| {
+                    let plan = safeai_core::tls_plan(&stack.proxy_settings, &checked.allowlist);
+                    safeai_core::render_error_pages(&plan)
+                });
             if check {
                 compare(&artifacts, &out)
             } else {
@@ -432,12 +443,16 @@ fn run(command: Command) -> Result<(), Failed> {
             }
         }
         Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
-        Command::Proxy(ProxyCommand::Render { run_dir, allowlist }) => {
-            proxy::install(&run_dir, &allowlist, false)
-        }
-        Command::Proxy(ProxyCommand::Reload { run_dir, allowlist }) => {
-            proxy::install(&run_dir, &allowlist, true)
-        }
+        Command::Proxy(ProxyCommand::Render {
+            run_dir,
+            secrets,
+            allowlist,
+        }) => proxy::install(&run_dir, &secrets, &allowlist, false),
+        Command::Proxy(ProxyCommand::Reload {
+            run_dir,
+            secrets,
+            allowlist,
+        }) => proxy::install(&run_dir, &secrets, &allowlist, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,

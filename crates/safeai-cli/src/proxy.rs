@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use safeai_core::live::{InstallError, LiveDir, default_gateway, squid_parse_accepts};
+use safeai_core::secrets::Secrets;
 
 use crate::{AllowlistArgs, Failed};
 
@@ -39,27 +40,49 @@ macro_rules! say {
 /// Renders the proxy's live config (squid.conf, dnsmasq.conf, dnsmasq.servers, the
 /// error pages) into a fresh directory under `run_dir`, has Squid parse it, and swaps it
 /// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
-/// dnsmasq while still holding the lock. A refused render changes nothing.
-pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Result<(), Failed> {
+/// dnsmasq while still holding the lock. A refused render changes nothing; so does a
+/// credential whose secret is missing from `secrets_dir` (fail closed: at start, the
+/// proxy does not run).
+pub fn install(
+    run_dir: &Path,
+    secrets_dir: &Path,
+    allowlist: &AllowlistArgs,
+    reload: bool,
+) -> Result<(), Failed> {
     let live = LiveDir::new(run_dir);
     let installed = live.install(|dir| {
         let checked = crate::load(allowlist)?;
-        let mut artifacts = safeai_core::render_all(&crate::stack()?, &checked.allowlist);
-        artifacts.retain(|name, _| {
-            [
-                "squid.conf",
-                "dnsmasq.conf",
-                safeai_core::DNSMASQ_SERVERS_FILE,
-            ]
-            .contains(name)
-        });
+        let stack = crate::stack()?;
+        let names = checked
+            .allowlist
+            .credentials()
+            .iter()
+            .map(|c| &c.value.secret);
+        let secrets = Secrets::load(secrets_dir, names).map_err(|errors| {
+            for e in errors {
+                say!("{e}");
+            }
+            Failed
+        })?;
+        let settings = &stack.proxy_settings;
+        let mut artifacts = safeai_core::render_all(&stack, &checked.allowlist);
+        artifacts
+            .retain(|name, _| ["dnsmasq.conf", safeai_core::DNSMASQ_SERVERS_FILE].contains(name));
+        artifacts.insert(
+            "squid.conf",
+            safeai_core::render_squid_with(settings, &checked.allowlist, &secrets),
+        );
         crate::write(&artifacts, dir, false)?;
+        let conf = dir.join("squid.conf");
+        if matches!(&secrets, Secrets::Loaded(map) if !map.is_empty()) {
+            keep_from_others(&conf)?;
+        }
+        let plan = safeai_core::tls_plan(settings, &checked.allowlist);
         crate::write(
-            &safeai_core::render_error_pages(),
+            &safeai_core::render_error_pages(&plan),
             &dir.join("errors"),
             false,
         )?;
-        let conf = dir.join("squid.conf");
         let parse = Command::new("squid")
             .arg("-k")
             .arg("parse")
@@ -70,11 +93,12 @@ pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Resul
                 say!("cannot run squid to check the config: {e}");
                 Failed
             })?;
-        let output = format!(
+        // Squid quotes the lines it rejects: never a secret in the proxy's log.
+        let output = secrets.redact(&format!(
             "{}{}",
             String::from_utf8_lossy(&parse.stdout),
             String::from_utf8_lossy(&parse.stderr)
-        );
+        ));
         if !squid_parse_accepts(parse.status.success(), &output) {
             say!("squid rejected the rendered squid.conf:");
             eprint!("{output}");
@@ -153,4 +177,21 @@ pub fn ssh_address() -> Result<(), Failed> {
         })?;
     println!("{}", local.ip());
     Ok(())
+}
+
+/// A squid.conf that holds secrets: readable by root and Squid's group only, not by the
+/// other users of the proxy (dnsmasq, the SSH forwarder's `nobody`).
+fn keep_from_others(conf: &Path) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| {
+        say!("cannot restrict {}: {e}", conf.display());
+        Failed
+    };
+    let group = std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|groups| safeai_core::live::group_id(&groups, "proxy"));
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(conf, Some(0), Some(gid)).map_err(fail)?;
+    }
+    std::fs::set_permissions(conf, std::fs::Permissions::from_mode(0o640)).map_err(fail)
 }

@@ -11,9 +11,11 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod compose;
+pub mod decrypt;
 pub mod live;
 mod proxy;
 pub mod seccomp;
+pub mod secrets;
 mod stack;
 pub mod tls;
 pub mod verify;
@@ -22,7 +24,8 @@ use std::collections::BTreeMap;
 
 pub use compose::render_compose;
 pub use proxy::{
-    DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, tls_plan,
+    DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, render_squid_with,
+    tls_plan,
 };
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,

@@ -159,6 +159,15 @@ impl LiveDir {
     }
 }
 
+/// The numeric id of group `name` in the text of `/etc/group`.
+pub fn group_id(etc_group: &str, name: &str) -> Option<u32> {
+    etc_group.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
 /// Whether `squid -k parse` accepted a config, from its exit status and output: Squid
 /// reports some fatal problems with exit status 0, so any `FATAL` or `ERROR` refuses.
 pub fn squid_parse_accepts(success: bool, output: &str) -> bool {

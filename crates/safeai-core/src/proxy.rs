@@ -7,6 +7,8 @@ use handlebars::Handlebars;
 use safeai_policy::Allowlist;
 use serde::Serialize;
 
+use crate::decrypt::Decryption;
+use crate::secrets::Secrets;
 use crate::stack::ProxySettings;
 use crate::tls::{PlanInputs, TlsPlan};
 
@@ -71,20 +73,36 @@ struct SquidContext<'a> {
     ssl_bump: Vec<String>,
     opaque_marker: String,
     reply_headers: Vec<String>,
+    request_headers: Vec<String>,
 }
 
 /// The TLS and access decisions for `allowlist` under `settings`.
 pub fn tls_plan(settings: &ProxySettings, allowlist: &Allowlist) -> TlsPlan {
-    TlsPlan::new(PlanInputs {
-        allows_any: !allowlist.is_empty(),
-        has_opaque: allowlist.opaque_domains().next().is_some(),
-        blocks_any: !settings.blocked_destinations().is_empty(),
-    })
+    let decryption = Decryption::new(allowlist);
+    TlsPlan::new(
+        PlanInputs {
+            allows_any: !allowlist.is_empty(),
+            has_opaque: allowlist.opaque_domains().next().is_some(),
+            blocks_any: !settings.blocked_destinations().is_empty(),
+            decrypts_any: decryption.any(),
+        },
+        decryption,
+    )
 }
 
 /// squid.conf: the allowlist as a `dstdomain` ACL, the TLS layer as `ssl_bump` rules,
-/// everything else denied with a reason.
+/// everything else denied with a reason. Credentials carry `[secret NAME]`: this is the
+/// host's render, which never holds a secret ([`render_squid_with`] is the proxy's).
 pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
+    render_squid_with(settings, allowlist, &Secrets::Redacted)
+}
+
+/// squid.conf with the credentials' secrets filled in from `secrets`.
+pub fn render_squid_with(
+    settings: &ProxySettings,
+    allowlist: &Allowlist,
+    secrets: &Secrets,
+) -> String {
     let plan = tls_plan(settings, allowlist);
     render(
         "squid",
@@ -114,6 +132,7 @@ pub fn render_squid(settings: &ProxySettings, allowlist: &Allowlist) -> String {
             ssl_bump: plan.ssl_bump_lines(),
             opaque_marker: plan.opaque_marker(),
             reply_headers: plan.reply_header_lines(),
+            request_headers: plan.decryption.request_header_lines(secrets),
         },
     )
 }

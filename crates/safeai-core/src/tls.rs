@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use crate::decrypt::Decryption;
+
 /// A Squid ACL that squid.conf defines, by the name the rules use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acl {
@@ -40,7 +42,14 @@ pub enum Acl {
     /// Names whose entries say `tunnel: opaque`.
     OpaqueTunnel,
     /// The ClientHello's SNI names the CONNECT target (the `safeai proxy sni-check` helper).
+    /// On a decrypted request: the connection's SNI names the request's host.
     SniMatchesTarget,
+    /// SNI names the proxy decrypts (hosts with rules or credentials).
+    DecryptSni,
+    /// A request that travels inside a connection the proxy decrypted.
+    Decrypted,
+    /// A request with an `Upgrade` header (WebSocket, h2c).
+    UpgradeRequest,
     /// Every request.
     All,
 }
@@ -61,6 +70,9 @@ impl Acl {
             Acl::Step2 => "step2",
             Acl::OpaqueTunnel => "opaque_tunnel",
             Acl::SniMatchesTarget => "sni_matches_target",
+            Acl::DecryptSni => "decrypt_sni",
+            Acl::Decrypted => "decrypted",
+            Acl::UpgradeRequest => "upgrade_request",
             Acl::All => "all",
         }
     }
@@ -102,11 +114,22 @@ pub enum DenyReason {
     SniMismatch,
     /// The bytes inside a CONNECT were not TLS, and the entry does not say `tunnel: opaque`.
     OpaqueTunnel,
+    /// A decrypted request that no rule of its host allows.
+    Rule,
+    /// A decrypted (or plain) request to a ruled host whose path could mean another
+    /// path once decoded: `..`, `%2e`, `%2f`, `%5c`, `//`, a backslash.
+    AmbiguousPath,
+    /// A request inside a decrypted connection whose `Host:` or absolute URI names
+    /// another host than the connection's.
+    OtherHost,
+    /// A WebSocket (or other protocol) upgrade, or a CONNECT, inside a decrypted
+    /// connection: it would carry bytes no rule can read.
+    Upgrade,
 }
 
 impl DenyReason {
     /// Every reason, in the order of the docs.
-    pub const ALL: [DenyReason; 7] = [
+    pub const ALL: [DenyReason; 11] = [
         DenyReason::NotAllowlisted,
         DenyReason::Port,
         DenyReason::Scheme,
@@ -114,6 +137,10 @@ impl DenyReason {
         DenyReason::PrivateAddress,
         DenyReason::SniMismatch,
         DenyReason::OpaqueTunnel,
+        DenyReason::Rule,
+        DenyReason::AmbiguousPath,
+        DenyReason::OtherHost,
+        DenyReason::Upgrade,
     ];
 
     /// The reason's word: the value of `X-Safe-AI-Denied` and of the log's reason.
@@ -126,6 +153,10 @@ impl DenyReason {
             DenyReason::PrivateAddress => "private-address",
             DenyReason::SniMismatch => "sni-mismatch",
             DenyReason::OpaqueTunnel => "opaque-tunnel",
+            DenyReason::Rule => "rule",
+            DenyReason::AmbiguousPath => "ambiguous-path",
+            DenyReason::OtherHost => "other-host",
+            DenyReason::Upgrade => "upgrade",
         }
     }
 
@@ -146,7 +177,7 @@ impl DenyReason {
 
     /// The ACL that marks a denied plain HTTP request: it annotates that transaction
     /// only, since the connection may carry allowed requests afterwards.
-    fn request_marker(self) -> String {
+    pub(crate) fn request_marker(self) -> String {
         format!("safeai_http_{}", self.code().replace('-', "_"))
     }
 
@@ -181,6 +212,20 @@ impl DenyReason {
                  names another host than the one the connection was opened to."
             }
             DenyReason::OpaqueTunnel => "the connection to %H carried something other than TLS.",
+            DenyReason::Rule => "no rule for %H allows %M %U.",
+            DenyReason::AmbiguousPath => {
+                "the path could mean another path once decoded (`..` or `.`\n\
+                 segments, `//`, a backslash, %%2e, %%2f, %%5c, %%25 or %%00), and\n\
+                 %H's requests are checked against rules."
+            }
+            DenyReason::OtherHost => {
+                "this request names %H, but it travels inside a connection\n\
+                 opened to another host: one connection, one host."
+            }
+            DenyReason::Upgrade => {
+                "the request asks to turn a checked connection into another\n\
+                 protocol (WebSocket, HTTP/2 over cleartext) or a tunnel."
+            }
         }
     }
 
@@ -217,6 +262,19 @@ impl DenyReason {
                 "if %H must carry another protocol on port 443 (such as\n\
                  SSH), the person who runs this sandbox can mark its entry\n\
                  `tunnel: opaque` in the allowlist."
+            }
+            DenyReason::Rule => {
+                "if the task needs this request, ask the person who runs\n\
+                 this sandbox to add a rule for it to the allowlist."
+            }
+            DenyReason::AmbiguousPath => {
+                "write the path as the server reads it, without encoded\n\
+                 separators or dot segments."
+            }
+            DenyReason::OtherHost => "open a connection to %H itself (its own CONNECT and SNI).",
+            DenyReason::Upgrade => {
+                "use plain HTTP/1.1 requests on this host; WebSocket and\n\
+                 tunnels pass only on hosts without rules or credentials."
             }
         }
     }
@@ -302,6 +360,8 @@ pub struct TlsPlan {
     pub allows_any: bool,
     /// The `ssl_bump` rules.
     pub bump: Vec<BumpRule>,
+    /// The decrypted hosts: their rules go between the denials and the `allow`.
+    pub decryption: Decryption,
 }
 
 /// What the plan depends on.
@@ -313,11 +373,13 @@ pub struct PlanInputs {
     pub has_opaque: bool,
     /// Some address is blocked (the blocked ranges are not all excepted).
     pub blocks_any: bool,
+    /// Some host is decrypted (it has rules or a credential).
+    pub decrypts_any: bool,
 }
 
 impl TlsPlan {
-    /// The plan for an allowlist.
-    pub fn new(inputs: PlanInputs) -> TlsPlan {
+    /// The plan for an allowlist, with its decrypted hosts.
+    pub fn new(inputs: PlanInputs, decryption: Decryption) -> TlsPlan {
         use Acl::*;
         use Test::{Is, Not};
         let deny = |reason, when: Vec<Test>| Denial {
@@ -325,18 +387,38 @@ impl TlsPlan {
             when,
             note: None,
         };
-        let mut denials = vec![
+        // A decrypted request is on 443 and `https`: the plain-request rules skip it.
+        let plain = |mut when: Vec<Test>| {
+            if inputs.decrypts_any {
+                when.push(Not(Decrypted));
+            }
+            when
+        };
+        let mut denials = Vec::new();
+        if inputs.decrypts_any {
+            denials.extend([
+                Denial {
+                    note: Some(
+                        "One connection, one host: inside a decrypted connection the request's host must be the SNI's (the CONNECT's).",
+                    ),
+                    ..deny(DenyReason::OtherHost, vec![Is(Decrypted), Not(SniMatchesTarget)])
+                },
+                deny(DenyReason::Upgrade, vec![Is(Decrypted), Is(UpgradeRequest)]),
+                deny(DenyReason::Upgrade, vec![Is(Decrypted), Is(Connect)]),
+            ]);
+        }
+        denials.extend([
             deny(DenyReason::NotAllowlisted, vec![Not(Connect), Is(Manager)]),
             deny(DenyReason::Port, vec![Is(Connect), Not(HttpsPort)]),
-            deny(DenyReason::Port, vec![Not(Connect), Not(HttpPort)]),
+            deny(DenyReason::Port, plain(vec![Not(Connect), Not(HttpPort)])),
             Denial {
                 note: Some(
                     "Plain requests are http:// only: Squid would speak ftp://, whois:// or https:// itself.",
                 ),
-                ..deny(DenyReason::Scheme, vec![Not(Connect), Not(HttpScheme)])
+                ..deny(DenyReason::Scheme, plain(vec![Not(Connect), Not(HttpScheme)]))
             },
             deny(DenyReason::IpAddress, vec![Is(IpLiteral)]),
-        ];
+        ]);
         if inputs.allows_any {
             denials.push(Denial {
                 note: Some("Names outside the allowlist are denied before any DNS lookup."),
@@ -355,12 +437,19 @@ impl TlsPlan {
                 why: "`tunnel: opaque` entries: any bytes, never read",
             });
         }
+        bump.push(BumpRule {
+            action: BumpAction::Peek,
+            when: vec![Is(Step1)],
+            why: "read the ClientHello (non-TLS bytes end the connection: on_unsupported_protocol)",
+        });
+        if inputs.decrypts_any {
+            bump.push(BumpRule {
+                action: BumpAction::Bump,
+                when: vec![Is(Step2), Is(SniMatchesTarget), Is(DecryptSni)],
+                why: "hosts with rules or credentials, when the SNI names the CONNECT target: decrypted, each request checked",
+            });
+        }
         bump.extend([
-            BumpRule {
-                action: BumpAction::Peek,
-                when: vec![Is(Step1)],
-                why: "read the ClientHello (non-TLS bytes end the connection: on_unsupported_protocol)",
-            },
             BumpRule {
                 action: BumpAction::Splice,
                 when: vec![Is(Step2), Is(SniMatchesTarget)],
@@ -381,6 +470,7 @@ impl TlsPlan {
             denials,
             allows_any: inputs.allows_any,
             bump,
+            decryption,
         }
     }
 
@@ -403,6 +493,7 @@ impl TlsPlan {
             ));
         }
         lines.push("acl safeai_denied note safeai_reason".to_owned());
+        lines.extend(self.decryption.acl_lines());
         lines
     }
 
@@ -420,6 +511,7 @@ impl TlsPlan {
             .collect();
         let sni = DenyReason::SniMismatch;
         lines.push(format!("deny_info {} {}", sni.page_name(), sni.reply_acl()));
+        lines.extend(self.decryption.deny_info_lines());
         lines
     }
 
@@ -441,6 +533,14 @@ impl TlsPlan {
             if let Some(note) = d.note {
                 lines.push(format!("# {note}"));
             }
+            if d.when.contains(&Test::Is(Acl::Decrypted)) {
+                // A request inside a decrypted connection: its own transaction only.
+                lines.push(format!(
+                    "http_access deny {tests} {}",
+                    d.reason.request_marker()
+                ));
+                continue;
+            }
             if !only_plain {
                 let prefix = if only_connect { "" } else { "CONNECT " };
                 lines.push(format!(
@@ -456,6 +556,7 @@ impl TlsPlan {
                 ));
             }
         }
+        lines.extend(self.decryption.http_access_lines());
         if self.allows_any {
             lines.push("http_access allow allowlist".to_owned());
         }
@@ -479,6 +580,10 @@ impl TlsPlan {
                 // Marks the connection, so that the decrypted request gets the page.
                 line.push(' ');
                 line.push_str(&DenyReason::SniMismatch.tunnel_marker());
+            }
+            if rule.when.contains(&Test::Is(Acl::DecryptSni)) {
+                // Marks the connection: its requests are the decrypted ones.
+                line.push_str(" decrypting");
             }
             lines.push(line);
         }
@@ -680,9 +785,9 @@ pub const SQUID_ERROR_PAGES: &[(&str, &str)] = &[
     ("ERR_ZERO_SIZE_OBJECT", "%H sent an empty response."),
 ];
 
-/// Every page of the proxy's error directory, by file name: one per [`DenyReason`] and
-/// one for each of Squid's own errors.
-pub fn render_error_pages() -> std::collections::BTreeMap<String, String> {
+/// Every page of the proxy's error directory, by file name: one per [`DenyReason`], one
+/// per ruled host of `plan`, and one for each of Squid's own errors.
+pub fn render_error_pages(plan: &TlsPlan) -> std::collections::BTreeMap<String, String> {
     let mut pages: std::collections::BTreeMap<String, String> = SQUID_ERROR_PAGES
         .iter()
         .map(|(name, what)| {
@@ -700,6 +805,7 @@ pub fn render_error_pages() -> std::collections::BTreeMap<String, String> {
     for reason in DenyReason::ALL {
         pages.insert(reason.page_name(), reason.page());
     }
+    pages.extend(plan.decryption.pages());
     // Squid reads the details of TLS errors from here; none: its built-in wording.
     pages.insert("error-details.txt".to_owned(), String::new());
     pages
@@ -710,11 +816,15 @@ mod tests {
     use super::*;
 
     fn plan(allows_any: bool, has_opaque: bool) -> TlsPlan {
-        TlsPlan::new(PlanInputs {
-            allows_any,
-            has_opaque,
-            blocks_any: true,
-        })
+        TlsPlan::new(
+            PlanInputs {
+                allows_any,
+                has_opaque,
+                blocks_any: true,
+                decrypts_any: false,
+            },
+            Decryption::default(),
+        )
     }
 
     #[test]
@@ -789,11 +899,15 @@ mod tests {
             &"http_access deny !CONNECT blocked_range safeai_http_private_address".into()
         ));
         assert!(!lines.iter().any(|l| l.contains("private_exception")));
-        let nothing_blocked = TlsPlan::new(PlanInputs {
-            allows_any: true,
-            has_opaque: false,
-            blocks_any: false,
-        });
+        let nothing_blocked = TlsPlan::new(
+            PlanInputs {
+                allows_any: true,
+                has_opaque: false,
+                blocks_any: false,
+                decrypts_any: false,
+            },
+            Decryption::default(),
+        );
         assert!(
             !nothing_blocked
                 .http_access_lines()
@@ -841,7 +955,7 @@ mod tests {
 
     #[test]
     fn pages_name_host_reason_and_fix_without_squid_branding() {
-        let pages = render_error_pages();
+        let pages = render_error_pages(&plan(true, false));
         assert_eq!(
             pages.len(),
             SQUID_ERROR_PAGES.len() + DenyReason::ALL.len() + 1

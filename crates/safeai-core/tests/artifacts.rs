@@ -15,10 +15,14 @@ fn every_artifact_of_every_valid_fixture() {
     });
 }
 
+/// Every reason's page, and the page of each ruled host (the fixture with rules).
 #[test]
 fn the_error_pages() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/valid/rules-and-credentials");
+    let plan = safeai_core::tls_plan(&Default::default(), &common::allowlist(&fixture));
     let mut out = String::new();
-    for (name, text) in safeai_core::render_error_pages() {
+    for (name, text) in safeai_core::render_error_pages(&plan) {
         out.push_str(&format!("==== {name} ====\n{text}"));
     }
     insta::assert_snapshot!(out);

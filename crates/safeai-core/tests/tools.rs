@@ -63,7 +63,8 @@ fn squid_parses_every_squid_conf_without_errors_or_overlap_warnings() {
         ca.init().unwrap();
         let pages = dir.join("errors");
         std::fs::create_dir_all(&pages).unwrap();
-        for (name, text) in safeai_core::render_error_pages() {
+        let plan = safeai_core::tls_plan(&Default::default(), &common::allowlist(&fixture));
+        for (name, text) in safeai_core::render_error_pages(&plan) {
             std::fs::write(pages.join(name), text).unwrap();
         }
         write_all(
@@ -112,7 +113,10 @@ fn the_error_pages_replace_every_page_squid_has() {
     if !available("squid", &["-v"]) {
         return;
     }
-    let ours = safeai_core::render_error_pages();
+    let ours = safeai_core::render_error_pages(&safeai_core::tls_plan(
+        &Default::default(),
+        &Default::default(),
+    ));
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(templates).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

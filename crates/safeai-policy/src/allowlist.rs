@@ -94,19 +94,29 @@ impl Sections {
         self.rules.dedup_by(|later, first| {
             let same = later.domain == first.domain;
             if same {
-                error(&later.origin, RuleError::DuplicateRules { domain: later.domain.clone(), first: first.origin.clone() });
+                error(
+                    &later.origin,
+                    RuleError::DuplicateRules {
+                        domain: later.domain.clone(),
+                        first: first.origin.clone(),
+                    },
+                );
             }
             same
         });
-        self.credentials.sort_by(|a, b| (&a.domain, &a.header).cmp(&(&b.domain, &b.header)));
+        self.credentials
+            .sort_by(|a, b| (&a.domain, &a.header).cmp(&(&b.domain, &b.header)));
         self.credentials.dedup_by(|later, first| {
             let same = later.domain == first.domain && later.header == first.header;
             if same {
-                error(&later.origin, RuleError::DuplicateCredential {
-                    domain: later.domain.clone(),
-                    header: later.header.as_str().to_owned(),
-                    first: first.origin.clone(),
-                });
+                error(
+                    &later.origin,
+                    RuleError::DuplicateCredential {
+                        domain: later.domain.clone(),
+                        header: later.header.as_str().to_owned(),
+                        first: first.origin.clone(),
+                    },
+                );
             }
             same
         });
@@ -148,17 +158,15 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
     }
     sections.dedup(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
-        diagnostics.sort_by(|a, b| {
-            (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin))
-        });
+        diagnostics
+            .sort_by(|a, b| (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin)));
         return Err(Rejected { diagnostics });
     }
     let mut allowlist = Allowlist::normalize(valid, &mut diagnostics);
     allowlist.attach(sections, &mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
-        diagnostics.sort_by(|a, b| {
-            (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin))
-        });
+        diagnostics
+            .sort_by(|a, b| (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin)));
         return Err(Rejected { diagnostics });
     }
     // Source order: sources come in order and origins order like them (file, then
@@ -332,15 +340,23 @@ impl Allowlist {
             .rules
             .iter()
             .map(|r| (&r.domain, &r.origin, "checked"))
-            .chain(sections.credentials.iter().map(|c| (&c.domain, &c.origin, "given a credential")));
+            .chain(
+                sections
+                    .credentials
+                    .iter()
+                    .map(|c| (&c.domain, &c.origin, "given a credential")),
+            );
         let mut implicit = Vec::new();
         for (domain, origin, what) in hosts {
             match self.covering(domain.as_str()) {
-                Some(kept) if kept.tunnel == Tunnel::Opaque => error(origin, RuleError::OpaqueHost {
-                    domain: domain.clone(),
-                    at: kept.origin.clone(),
-                    what,
-                }),
+                Some(kept) if kept.tunnel == Tunnel::Opaque => error(
+                    origin,
+                    RuleError::OpaqueHost {
+                        domain: domain.clone(),
+                        at: kept.origin.clone(),
+                        what,
+                    },
+                ),
                 Some(_) => {}
                 None => implicit.push((domain.clone(), Tunnel::Tls, origin.clone())),
             }
@@ -382,7 +398,10 @@ impl Allowlist {
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
         let mut candidate = host.as_str();
         loop {
-            if let Ok(i) = self.rules.binary_search_by(|r| r.domain.as_str().cmp(candidate)) {
+            if let Ok(i) = self
+                .rules
+                .binary_search_by(|r| r.domain.as_str().cmp(candidate))
+            {
                 return Some(&self.rules[i]);
             }
             candidate = candidate.split_once('.')?.1;
@@ -390,7 +409,10 @@ impl Allowlist {
     }
 
     /// The credentials added to the requests for exactly `host`.
-    pub fn credentials_for<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Credential> + 'a {
+    pub fn credentials_for<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = &'a Credential> + 'a {
         let host = host.strip_suffix('.').unwrap_or(host);
         self.credentials
             .iter()

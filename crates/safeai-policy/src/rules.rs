@@ -122,7 +122,9 @@ impl PathGlob {
                 "" if last => {}
                 "" => return Err("`//` (an empty segment) could mean another path upstream".into()),
                 "." | ".." => {
-                    return Err(format!("a `{segment}` segment could mean another path upstream"));
+                    return Err(format!(
+                        "a `{segment}` segment could mean another path upstream"
+                    ));
                 }
                 "**" => {}
                 s if s.contains("**") => {
@@ -135,8 +137,13 @@ impl PathGlob {
                                 "`{}` could mean another path after decoding; write the path as the server reads it",
                                 Shown(&c.to_string())
                             ),
-                            '?' | '#' => "a pattern is a path only: the query string is not matched".into(),
-                            c => format!("`{}` is not allowed in a path pattern", Shown(&c.to_string())),
+                            '?' | '#' => {
+                                "a pattern is a path only: the query string is not matched".into()
+                            }
+                            c => format!(
+                                "`{}` is not allowed in a path pattern",
+                                Shown(&c.to_string())
+                            ),
                         });
                     }
                 }
@@ -214,8 +221,11 @@ fn matches_segments(want: &[Segment<'_>], have: &[&str]) -> bool {
         Some((Segment::Any, rest)) => (0..=have.len()).any(|k| matches_segments(rest, &have[k..])),
         Some((Segment::Text(t), rest)) => match have.split_first() {
             Some((h, more)) => {
-                (if *t == "*" { !h.is_empty() } else { segment_matches(t, h) })
-                    && matches_segments(rest, more)
+                (if *t == "*" {
+                    !h.is_empty()
+                } else {
+                    segment_matches(t, h)
+                }) && matches_segments(rest, more)
             }
             None => false,
         },
@@ -345,7 +355,9 @@ impl HeaderName {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$&'*+-.^_`|~".contains(c))
         {
-            return Err(bad("a header name is letters, digits and `-` (an HTTP token)"));
+            return Err(bad(
+                "a header name is letters, digits and `-` (an HTTP token)",
+            ));
         }
         let lower = text.to_ascii_lowercase();
         if RESERVED_HEADERS.contains(&lower.as_str())
@@ -448,7 +460,13 @@ impl ValueTemplate {
 
 impl fmt::Display for ValueTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}${{{}}}{}", self.prefix, self.secret.as_str(), self.suffix)
+        write!(
+            f,
+            "{}${{{}}}{}",
+            self.prefix,
+            self.secret.as_str(),
+            self.suffix
+        )
     }
 }
 
@@ -545,7 +563,10 @@ pub enum RuleError {
         found: &'static str,
     },
     /// A key the entry does not take.
-    #[error("unknown key `{}` in an entry of `{section}`; the keys are {keys}", Shown(key))]
+    #[error(
+        "unknown key `{}` in an entry of `{section}`; the keys are {keys}",
+        Shown(key)
+    )]
     UnknownKey {
         /// The section.
         section: &'static str,
@@ -588,7 +609,11 @@ pub enum RuleError {
         text: String,
     },
     /// A method the rules do not know.
-    #[error("`{}` in `{}` is not a method a rule can allow", Shown(method), Shown(text))]
+    #[error(
+        "`{}` in `{}` is not a method a rule can allow",
+        Shown(method),
+        Shown(text)
+    )]
     UnknownMethod {
         /// The rule.
         text: String,
@@ -742,7 +767,12 @@ mod tests {
     #[test]
     fn globs_match_segments_and_depths() {
         let g = glob("/repos/acme/**");
-        for p in ["/repos/acme", "/repos/acme/", "/repos/acme/x", "/repos/acme/x/y?z=1"] {
+        for p in [
+            "/repos/acme",
+            "/repos/acme/",
+            "/repos/acme/x",
+            "/repos/acme/x/y?z=1",
+        ] {
             assert!(g.matches(p), "{p}");
         }
         for p in ["/repos/acmex", "/repos/other/x", "/repos", "repos/acme"] {
@@ -776,8 +806,14 @@ mod tests {
 
     #[test]
     fn the_regex_is_anchored_and_escapes_every_literal() {
-        assert_eq!(glob("/repos/acme/**").regex(), "^/repos/acme(/[^?]*)?([?].*)?$");
-        assert_eq!(glob("/repos/*/pulls").regex(), "^/repos/[^/?]+/pulls([?].*)?$");
+        assert_eq!(
+            glob("/repos/acme/**").regex(),
+            "^/repos/acme(/[^?]*)?([?].*)?$"
+        );
+        assert_eq!(
+            glob("/repos/*/pulls").regex(),
+            "^/repos/[^/?]+/pulls([?].*)?$"
+        );
         assert_eq!(glob("/a/x.git").regex(), "^/a/x[.]git([?].*)?$");
         assert_eq!(glob("/").regex(), "^/([?].*)?$");
         assert_eq!(glob("/**").regex(), "^(/[^?]*)?([?].*)?$");
@@ -790,27 +826,63 @@ mod tests {
         assert!(r.allows("GET", "/repos/acme/x"));
         assert!(r.allows("HEAD", "/repos/acme/x"));
         assert!(!r.allows("POST", "/repos/acme/x"));
-        assert!(matches!(Rule::parse("get /x"), Err(RuleError::UnknownMethod { .. })));
-        assert!(matches!(Rule::parse("CONNECT /x"), Err(RuleError::UnknownMethod { .. })));
+        assert!(matches!(
+            Rule::parse("get /x"),
+            Err(RuleError::UnknownMethod { .. })
+        ));
+        assert!(matches!(
+            Rule::parse("CONNECT /x"),
+            Err(RuleError::UnknownMethod { .. })
+        ));
         assert!(matches!(Rule::parse("GET"), Err(RuleError::BadRule { .. })));
-        assert!(matches!(Rule::parse("GET /a /b"), Err(RuleError::BadRule { .. })));
-        assert!(matches!(Rule::parse("GET /a/../b"), Err(RuleError::BadPath { .. })));
+        assert!(matches!(
+            Rule::parse("GET /a /b"),
+            Err(RuleError::BadRule { .. })
+        ));
+        assert!(matches!(
+            Rule::parse("GET /a/../b"),
+            Err(RuleError::BadPath { .. })
+        ));
     }
 
     #[test]
     fn headers_values_and_names_are_checked() {
-        assert_eq!(HeaderName::parse("X-Api-Key").unwrap().as_str(), "x-api-key");
-        for bad in ["", "Host", "proxy-authorization", "X-Safe-AI-Denied", "a b", "a:b", "a\r\n"] {
+        assert_eq!(
+            HeaderName::parse("X-Api-Key").unwrap().as_str(),
+            "x-api-key"
+        );
+        for bad in [
+            "",
+            "Host",
+            "proxy-authorization",
+            "X-Safe-AI-Denied",
+            "a b",
+            "a:b",
+            "a\r\n",
+        ] {
             assert!(HeaderName::parse(bad).is_err(), "{bad:?}");
         }
         let v = ValueTemplate::parse("Bearer ${OPENAI_API_KEY}").unwrap();
-        assert_eq!((v.prefix.as_str(), v.secret.as_str(), v.suffix.as_str()), ("Bearer ", "OPENAI_API_KEY", ""));
+        assert_eq!(
+            (v.prefix.as_str(), v.secret.as_str(), v.suffix.as_str()),
+            ("Bearer ", "OPENAI_API_KEY", "")
+        );
         assert_eq!(v.to_string(), "Bearer ${OPENAI_API_KEY}");
-        for bad in ["sk-123", "${A}${B}", "${A", "\"${A}", "${A}%s", "${1A}", "${}", "x\n${A}"] {
+        for bad in [
+            "sk-123", "${A}${B}", "${A", "\"${A}", "${A}%s", "${1A}", "${}", "x\n${A}",
+        ] {
             assert!(ValueTemplate::parse(bad).is_err(), "{bad:?}");
         }
         assert!(EnvName::parse("ANTHROPIC_API_KEY").is_ok());
-        for bad in ["PATH", "LD_PRELOAD", "SAFE_AI_X", "NODE_EXTRA_CA_CERTS", "1A", "A-B", ""] {
+        for bad in [
+            "PATH",
+            "LD_PRELOAD",
+            "SAFE_AI_X",
+            "NODE_EXTRA_CA_CERTS",
+            "1A",
+            "A-B",
+            "",
+        ] {
             assert!(EnvName::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -10,12 +10,10 @@ use std::sync::Arc;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use crate::Origin;
 use crate::diagnostic::{Diagnostic, Error};
 use crate::domain::Domain;
-use crate::rules::{
-    Credential, EnvName, HeaderName, HostRules, Rule, RuleError, ValueTemplate,
-};
-use crate::Origin;
+use crate::rules::{Credential, EnvName, HeaderName, HostRules, Rule, RuleError, ValueTemplate};
 
 /// What the two sections of one file hold, validated entry by entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -129,7 +127,11 @@ impl MarkedEventReceiver for Collect {
                 if self.current.is_some() {
                     self.stack.push(Node {
                         mark,
-                        value: if is_map { Value::Map(Vec::new()) } else { Value::Seq(Vec::new()) },
+                        value: if is_map {
+                            Value::Map(Vec::new())
+                        } else {
+                            Value::Seq(Vec::new())
+                        },
                     });
                     if is_map {
                         self.pending.push(None);
@@ -169,7 +171,14 @@ pub(crate) fn read(name: &Arc<str>, text: &str, diagnostics: &mut Vec<Diagnostic
             Value::Seq(items) => items,
             Value::Scalar(_, true) => continue,
             other => {
-                error(node.mark, RuleError::NotAList { key: section, found: other.kind() }.into());
+                error(
+                    node.mark,
+                    RuleError::NotAList {
+                        key: section,
+                        found: other.kind(),
+                    }
+                    .into(),
+                );
                 continue;
             }
         };
@@ -212,19 +221,37 @@ impl Fields {
 const RULE_KEYS: &str = "`domain` and `allow`";
 const CREDENTIAL_KEYS: &str = "`domain`, `header`, `value` and `sandbox_env`";
 
-fn fields(section: &'static str, item: Node, error: &mut impl FnMut(Marker, Error)) -> Option<Fields> {
+fn fields(
+    section: &'static str,
+    item: Node,
+    error: &mut impl FnMut(Marker, Error),
+) -> Option<Fields> {
     let Value::Map(pairs) = item.value else {
-        error(item.mark, RuleError::NotAMap { section, found: item.value.kind() }.into());
+        error(
+            item.mark,
+            RuleError::NotAMap {
+                section,
+                found: item.value.kind(),
+            }
+            .into(),
+        );
         return None;
     };
     let (known, keys): (&[&str], _) = if section == "rules" {
         (&["domain", "allow"], RULE_KEYS)
     } else {
-        (&["domain", "header", "value", "sandbox_env"], CREDENTIAL_KEYS)
+        (
+            &["domain", "header", "value", "sandbox_env"],
+            CREDENTIAL_KEYS,
+        )
     };
     // A block map's first key comes before the map's own start mark.
     let mark = pairs.first().map_or(item.mark, |(k, _)| k.mark);
-    let mut out = Fields { section, mark, pairs: Vec::new() };
+    let mut out = Fields {
+        section,
+        mark,
+        pairs: Vec::new(),
+    };
     let mut ok = true;
     for (key, value) in pairs {
         let text = match &key.value {
@@ -232,10 +259,21 @@ fn fields(section: &'static str, item: Node, error: &mut impl FnMut(Marker, Erro
             other => other.kind().to_owned(),
         };
         if !known.contains(&text.as_str()) {
-            error(key.mark, RuleError::UnknownKey { section, key: text, keys }.into());
+            error(
+                key.mark,
+                RuleError::UnknownKey {
+                    section,
+                    key: text,
+                    keys,
+                }
+                .into(),
+            );
             ok = false;
         } else if out.pairs.iter().any(|(k, _)| *k == text) {
-            error(key.mark, RuleError::RepeatedKey { section, key: text }.into());
+            error(
+                key.mark,
+                RuleError::RepeatedKey { section, key: text }.into(),
+            );
             ok = false;
         } else {
             out.pairs.push((text, value));
@@ -245,7 +283,11 @@ fn fields(section: &'static str, item: Node, error: &mut impl FnMut(Marker, Erro
 }
 
 /// A string value, or the problem reported.
-fn string(key: &'static str, node: Node, error: &mut impl FnMut(Marker, Error)) -> Option<(String, Marker)> {
+fn string(
+    key: &'static str,
+    node: Node,
+    error: &mut impl FnMut(Marker, Error),
+) -> Option<(String, Marker)> {
     match node.value {
         Value::Scalar(s, false) => Some((s, node.mark)),
         Value::Alias => {
@@ -253,16 +295,34 @@ fn string(key: &'static str, node: Node, error: &mut impl FnMut(Marker, Error)) 
             None
         }
         other => {
-            error(node.mark, RuleError::NotAString { key, found: other.kind() }.into());
+            error(
+                node.mark,
+                RuleError::NotAString {
+                    key,
+                    found: other.kind(),
+                }
+                .into(),
+            );
             None
         }
     }
 }
 
-fn required(f: &mut Fields, key: &'static str, error: &mut impl FnMut(Marker, Error)) -> Option<Node> {
+fn required(
+    f: &mut Fields,
+    key: &'static str,
+    error: &mut impl FnMut(Marker, Error),
+) -> Option<Node> {
     let node = f.take(key);
     if node.is_none() {
-        error(f.mark, RuleError::MissingKey { section: f.section, key }.into());
+        error(
+            f.mark,
+            RuleError::MissingKey {
+                section: f.section,
+                key,
+            }
+            .into(),
+        );
     }
     node
 }
@@ -303,7 +363,14 @@ fn host_rules(
                 return None;
             }
             other => {
-                error(mark, RuleError::NotAList { key: "allow", found: other.kind() }.into());
+                error(
+                    mark,
+                    RuleError::NotAList {
+                        key: "allow",
+                        found: other.kind(),
+                    }
+                    .into(),
+                );
                 return None;
             }
         };
@@ -327,7 +394,11 @@ fn host_rules(
         }
         ok.then_some(rules)
     });
-    Some(HostRules { domain: domain?, allow: allow?, origin })
+    Some(HostRules {
+        domain: domain?,
+        allow: allow?,
+        origin,
+    })
 }
 
 fn credential(
@@ -337,21 +408,33 @@ fn credential(
 ) -> Option<Credential> {
     let origin = at(f.mark);
     let domain = domain(&mut f, error, true);
-    let mut parsed = |f: &mut Fields, key: &'static str, optional: bool| -> Option<Option<(String, Marker)>> {
-        match f.take(key) {
-            None if optional => Some(None),
-            None => {
-                error(f.mark, RuleError::MissingKey { section: f.section, key }.into());
-                None
+    let mut parsed =
+        |f: &mut Fields, key: &'static str, optional: bool| -> Option<Option<(String, Marker)>> {
+            match f.take(key) {
+                None if optional => Some(None),
+                None => {
+                    error(
+                        f.mark,
+                        RuleError::MissingKey {
+                            section: f.section,
+                            key,
+                        }
+                        .into(),
+                    );
+                    None
+                }
+                Some(node) => string(key, node, error).map(Some),
             }
-            Some(node) => string(key, node, error).map(Some),
-        }
-    };
+        };
     let header = parsed(&mut f, "header", false);
     let value = parsed(&mut f, "value", false);
     let env = parsed(&mut f, "sandbox_env", true);
-    let header = header.flatten().and_then(|(t, m)| valid(HeaderName::parse(&t), m, error));
-    let value = value.flatten().and_then(|(t, m)| valid(ValueTemplate::parse(&t), m, error));
+    let header = header
+        .flatten()
+        .and_then(|(t, m)| valid(HeaderName::parse(&t), m, error));
+    let value = value
+        .flatten()
+        .and_then(|(t, m)| valid(ValueTemplate::parse(&t), m, error));
     let sandbox_env = match env? {
         None => None,
         Some((t, m)) => Some(valid(EnvName::parse(&t), m, error)?),
@@ -365,6 +448,10 @@ fn credential(
     })
 }
 
-fn valid<T>(r: Result<T, RuleError>, mark: Marker, error: &mut impl FnMut(Marker, Error)) -> Option<T> {
+fn valid<T>(
+    r: Result<T, RuleError>,
+    mark: Marker,
+    error: &mut impl FnMut(Marker, Error),
+) -> Option<T> {
     r.map_err(|e| error(mark, e.into())).ok()
 }
