@@ -65,6 +65,19 @@ safeai_appendenv() {
     safeai_setenv "$1" "${current:+$current }$2"
 }
 
+# The variables of the proxy's brokered credentials (`sandbox_env` in the allowlist):
+# NAME=placeholder lines the proxy writes beside the stack CA. The real key never comes
+# here; the proxy adds it on the wire. A variable the container already sets wins.
+readonly BROKERED_ENV=/etc/safe-ai/ca/sandbox.env
+collect_brokered_env() {
+    local name value
+    [[ -r $BROKERED_ENV ]] || return 0
+    while IFS='=' read -r name value; do
+        [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+        [[ -n ${SESSION_ENV[$name]:-} ]] || safeai_setenv "$name" "$value"
+    done <"$BROKERED_ENV"
+}
+
 collect_container_env() {
     local name
     while IFS= read -r name; do
@@ -275,6 +288,7 @@ main() {
     seed_home
 
     collect_container_env
+    collect_brokered_env
     local hook
     for hook in "$HOOK_DIR"/*.sh; do
         [[ -e $hook ]] || continue

@@ -11,6 +11,20 @@ if [ -r /run/safe-ai/env.sh ]; then
     . /run/safe-ai/env.sh
 fi
 
+# Brokered credentials added by a proxy reload after this container started: their
+# variables (placeholders; the proxy holds the keys) reach new login shells too.
+if [ -r /etc/safe-ai/ca/sandbox.env ]; then
+    while IFS='=' read -r safeai_name safeai_value; do
+        case $safeai_name in
+            '' | \#* | *[!A-Za-z0-9_]* | [0-9]*) continue ;;
+        esac
+        if [ -z "$(eval "printf %s \"\${$safeai_name:-}\"")" ]; then
+            export "$safeai_name=$safeai_value"
+        fi
+    done </etc/safe-ai/ca/sandbox.env
+    unset safeai_name safeai_value
+fi
+
 # Interactive logins start in the workspace, where the agent's files are.
 case $- in
     *i*)

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use safeai_core::{Artifacts, ProxySettings, Stack};
-use safeai_policy::{Checked, Env, Source, Tunnel, check, render as render_diagnostics};
+use safeai_policy::{Checked, Env, Source, check, render as render_diagnostics};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -141,6 +141,13 @@ enum ProxyCommand {
         /// The directory of the credentials' secrets, one file per secret
         #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
         secrets: PathBuf,
+        /// Where the sandbox reads the credentials' variables (placeholders only)
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
+        )]
+        sandbox_env: PathBuf,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -153,6 +160,13 @@ enum ProxyCommand {
         /// The directory of the credentials' secrets, one file per secret
         #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
         secrets: PathBuf,
+        /// Where the sandbox reads the credentials' variables (placeholders only)
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
+        )]
+        sandbox_env: PathBuf,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -201,6 +215,7 @@ struct Failed;
 
 mod allow;
 mod ca;
+mod check;
 mod proxy;
 mod verify;
 
@@ -328,28 +343,7 @@ fn artifacts(args: &AllowlistArgs) -> Result<Artifacts, Failed> {
 
 fn run(command: Command) -> Result<(), Failed> {
     match command {
-        Command::Check { allowlist, format } => match format {
-            Format::Text => {
-                let checked = load(&allowlist)?;
-                let width = checked
-                    .allowlist
-                    .entries()
-                    .map(|e| e.domain.as_str().len())
-                    .max()
-                    .unwrap_or(0);
-                let mut out = String::new();
-                for e in checked.allowlist.entries() {
-                    out.push_str(&format!("{:width$}  {}", e.domain.as_str(), e.origin));
-                    if e.tunnel == Tunnel::Opaque {
-                        out.push_str("  (opaque tunnel)");
-                    }
-                    out.push('\n');
-                }
-                out.push_str(&format!("{} domains allowed\n", checked.allowlist.len()));
-                print(&out)
-            }
-            Format::Json => check_json(&allowlist),
-        },
+        Command::Check { allowlist, format } => check::run(&allowlist, format),
         Command::Generate {
             allowlist,
             out,
@@ -446,13 +440,15 @@ fn run(command: Command) -> Result<(), Failed> {
         Command::Proxy(ProxyCommand::Render {
             run_dir,
             secrets,
+            sandbox_env,
             allowlist,
-        }) => proxy::install(&run_dir, &secrets, &allowlist, false),
+        }) => proxy::install(&run_dir, &secrets, &sandbox_env, &allowlist, false),
         Command::Proxy(ProxyCommand::Reload {
             run_dir,
             secrets,
+            sandbox_env,
             allowlist,
-        }) => proxy::install(&run_dir, &secrets, &allowlist, true),
+        }) => proxy::install(&run_dir, &secrets, &sandbox_env, &allowlist, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,
@@ -466,25 +462,6 @@ fn run(command: Command) -> Result<(), Failed> {
 }
 
 /// `check --format json`: one document on stdout, valid or not, and nothing on stderr.
-fn check_json(args: &AllowlistArgs) -> Result<(), Failed> {
-    let (valid, doc) = match check(&sources(args)) {
-        Ok(c) => (
-            true,
-            serde_json::json!({
-                "valid": true,
-                "domains": c.allowlist.entries().collect::<Vec<_>>(),
-                "diagnostics": c.diagnostics,
-            }),
-        ),
-        Err(r) => (
-            false,
-            serde_json::json!({ "valid": false, "domains": [], "diagnostics": r.diagnostics }),
-        ),
-    };
-    print(&format!("{doc:#}\n"))?;
-    if valid { Ok(()) } else { Err(Failed) }
-}
-
 fn print(text: &str) -> Result<(), Failed> {
     let mut stdout = std::io::stdout().lock();
     stdout

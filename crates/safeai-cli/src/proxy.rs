@@ -46,6 +46,7 @@ macro_rules! say {
 pub fn install(
     run_dir: &Path,
     secrets_dir: &Path,
+    sandbox_env: &Path,
     allowlist: &AllowlistArgs,
     reload: bool,
 ) -> Result<(), Failed> {
@@ -104,9 +105,12 @@ pub fn install(
             eprint!("{output}");
             return Err(Failed);
         }
-        Ok(checked.allowlist.len())
+        Ok((
+            checked.allowlist.len(),
+            safeai_core::decrypt::sandbox_env_file(&checked.allowlist),
+        ))
     });
-    let (_lock, domains) = match installed {
+    let (_lock, (domains, env_file)) = match installed {
         Ok(done) => done,
         Err(InstallError::Refused(Failed)) => {
             if reload {
@@ -119,6 +123,15 @@ pub fn install(
             return Err(Failed);
         }
     };
+    // Under the lock still: the sandbox's sessions read the variables from here.
+    if let (Some(dir), Some(name)) = (sandbox_env.parent(), sandbox_env.file_name()) {
+        let name = name.to_string_lossy();
+        crate::write(
+            &std::collections::BTreeMap::from([(name, env_file)]),
+            dir,
+            false,
+        )?;
+    }
     if !reload {
         say!("allowlist: {domains} domains");
         return Ok(());

@@ -152,7 +152,9 @@ fn check_lists_the_merged_allowlist_with_provenance() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "github.com  list.yaml:2:5\npypi.org    SAFE_AI_DEFAULT_DOMAINS[0]\n2 domains allowed\n"
+        "github.com  list.yaml:2:5               spliced (TLS end to end, SNI checked)\n\
+         pypi.org    SAFE_AI_DEFAULT_DOMAINS[0]  spliced (TLS end to end, SNI checked)\n\
+         2 domains allowed\n"
     );
     assert!(
         text(&out.stderr).contains("warning: list.yaml:3:5: `api.github.com` is already covered")
@@ -185,14 +187,52 @@ fn check_marks_opaque_entries() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "github.com      allowlist.yaml:2:5\n\
-         ssh.github.com  allowlist.yaml:3:5  (opaque tunnel)\n\
+        "github.com      allowlist.yaml:2:5  spliced (TLS end to end, SNI checked)\n\
+         ssh.github.com  allowlist.yaml:3:5  opaque tunnel (any bytes, unread)\n\
          2 domains allowed\n"
     );
     let out = safeai(&dir, &["check", "--format", "json"], &[]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["domains"][1]["domain"], "ssh.github.com");
     assert_eq!(doc["domains"][1]["tunnel"], "opaque");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_prints_rules_and_credentials_with_secrets_by_name_only() {
+    let dir = scratch("rules");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "domains: [github.com]\nrules:\n  - {domain: api.github.com, allow: [GET /repos/acme/**]}\n\
+         credentials:\n  - {domain: api.anthropic.com, header: x-api-key, value: '${ANTHROPIC_API_KEY}', sandbox_env: ANTHROPIC_API_KEY}\n",
+    )
+    .unwrap();
+    // A secrets directory the check must never read.
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::write(dir.join("secrets/ANTHROPIC_API_KEY"), "sk-must-not-show").unwrap();
+    let out = safeai(&dir, &["check"], &[("SAFE_AI_SECRETS_DIR", "secrets")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "api.anthropic.com  allowlist.yaml:5:5   decrypted: every request passes, with the credential\n\
+         \x20                    credential x-api-key: ${ANTHROPIC_API_KEY} (secret ANTHROPIC_API_KEY, kept by the proxy); \
+         the sandbox's ANTHROPIC_API_KEY holds a placeholder\n\
+         api.github.com     allowlist.yaml:3:5   decrypted: only these requests pass\n\
+         \x20                    allow GET /repos/acme/**\n\
+         github.com         allowlist.yaml:1:11  spliced (TLS end to end, SNI checked)\n\
+         2 domains allowed\n"
+    );
+    let out = safeai(&dir, &["check", "--format", "json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policy = &doc["policy"];
+    assert_eq!(policy[0]["handling"], "decrypt");
+    assert_eq!(
+        policy[0]["credentials"][0]["value"]["secret"],
+        "ANTHROPIC_API_KEY"
+    );
+    assert_eq!(policy[1]["rules"]["allow"][0]["path"], "/repos/acme/**");
+    assert_eq!(policy[2]["handling"], "splice");
+    assert!(!text(&out.stdout).contains("sk-must-not-show"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

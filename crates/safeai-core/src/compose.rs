@@ -127,6 +127,8 @@ fn compose(stack: &Stack) -> dc::Compose {
             true,
         ),
         bind(s(&stack.upstream_ca), stack.upstream_ca_target, true),
+        // The credentials' secrets: the proxy's only; no other service mounts them.
+        bind(s(&stack.secrets_dir), stack.secrets_target, true),
         // The CA's key: in this volume only, which no other service mounts.
         dc::Volumes::Simple(format!("{}:{}", stack.ca.private, stack.ca.private_target)),
         dc::Volumes::Simple(format!("{}:{}", stack.ca.public, stack.ca.public_in_proxy)),

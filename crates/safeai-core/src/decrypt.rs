@@ -302,6 +302,28 @@ impl Decryption {
     }
 }
 
+/// The sandbox's `sandbox.env`: one `NAME=placeholder` line per credential's
+/// `sandbox_env`, which the sandbox sets in every login session so that a client that
+/// insists on a key starts; the proxy replaces the header on the wire. Names only,
+/// never a secret.
+pub fn sandbox_env_file(allowlist: &Allowlist) -> String {
+    let mut names: Vec<&str> = allowlist
+        .credentials()
+        .iter()
+        .filter_map(|c| c.sandbox_env.as_ref().map(|e| e.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = String::from(
+        "# Written by the proxy: the variables of brokered credentials. Each holds a\n\
+         # placeholder; the proxy adds the real key on the wire, for its host only.\n",
+    );
+    for name in names {
+        out.push_str(&format!("{name}={}\n", safeai_policy::PLACEHOLDER));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +379,24 @@ mod tests {
         assert!(d.http_access_lines().is_empty());
         assert!(!d.acl_lines().iter().any(|l| l.contains("ambiguous")));
         assert!(!decryption("domains: [a.example.com]").any());
+    }
+
+    #[test]
+    fn the_sandbox_env_file_names_variables_with_placeholders_only() {
+        let checked = safeai_policy::check(&[safeai_policy::Source::Yaml {
+            name: "a".into(),
+            text: "credentials:\n  - {domain: a.example.com, header: x-k, value: '${K}', sandbox_env: B_KEY}\n  - {domain: b.example.com, header: x-k, value: '${K}', sandbox_env: A_KEY}\n  - {domain: c.example.com, header: x-k, value: '${K}'}\n".into(),
+        }])
+        .unwrap();
+        let file = sandbox_env_file(&checked.allowlist);
+        let lines: Vec<&str> = file.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "A_KEY=safe-ai-brokered-placeholder",
+                "B_KEY=safe-ai-brokered-placeholder"
+            ]
+        );
     }
 
     #[test]

@@ -471,6 +471,8 @@ pub mod env {
     pub const PROXY_CPUS: &str = "SAFE_AI_PROXY_CPUS";
     /// The sandbox's OCI runtime.
     pub const RUNTIME: &str = "SAFE_AI_RUNTIME";
+    /// The directory of the brokered credentials' secrets, on the host.
+    pub const SECRETS_DIR: &str = "SAFE_AI_SECRETS_DIR";
 }
 
 impl ProxySettings {
@@ -576,6 +578,7 @@ impl ProxySettings {
 pub enum Capability {
     Chown,
     DacOverride,
+    DacReadSearch,
     Fowner,
     Kill,
     NetBindService,
@@ -592,6 +595,7 @@ impl Capability {
         match self {
             Capability::Chown => 0,
             Capability::DacOverride => 1,
+            Capability::DacReadSearch => 2,
             Capability::Fowner => 3,
             Capability::Kill => 5,
             Capability::Setgid => 6,
@@ -607,6 +611,7 @@ impl Capability {
         match self {
             Capability::Chown => "CHOWN",
             Capability::DacOverride => "DAC_OVERRIDE",
+            Capability::DacReadSearch => "DAC_READ_SEARCH",
             Capability::Fowner => "FOWNER",
             Capability::Kill => "KILL",
             Capability::NetBindService => "NET_BIND_SERVICE",
@@ -740,6 +745,11 @@ pub struct Stack {
     pub upstream_ca: Knob<&'static str>,
     /// Where the proxy sees that file.
     pub upstream_ca_target: &'static str,
+    /// The directory on the host with one file per credential secret
+    /// (`SAFE_AI_SECRETS_DIR`), mounted read-only into the proxy only.
+    pub secrets_dir: Knob<&'static str>,
+    /// Where the proxy sees it.
+    pub secrets_target: &'static str,
 }
 
 impl Default for Stack {
@@ -803,8 +813,12 @@ impl Default for Stack {
             proxy: SecurityProfile {
                 read_only_root: true,
                 // Squid and dnsmasq start as root and drop to their users; dnsmasq binds 53.
+                // DAC_READ_SEARCH: the supervisor (root) reads the secrets directory
+                // whatever its owner and mode on the host (`chmod 600` is fine); the
+                // processes that drop to their users lose it.
                 cap_add: vec![
                     Capability::Chown,
+                    Capability::DacReadSearch,
                     Capability::Kill,
                     Capability::NetBindService,
                     Capability::Setgid,
@@ -883,6 +897,8 @@ impl Default for Stack {
             },
             upstream_ca: knob(env::UPSTREAM_CA, "/dev/null"),
             upstream_ca_target: "/etc/safe-ai/upstream-ca.pem",
+            secrets_dir: knob(env::SECRETS_DIR, "./secrets"),
+            secrets_target: "/etc/safe-ai/secrets",
         }
     }
 }

@@ -52,6 +52,36 @@ pub struct Entry<'a> {
     pub tunnel: Tunnel,
 }
 
+/// What the proxy does with one host: the effective policy `safeai check` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostPolicy<'a> {
+    /// The host (and its subdomains, except those listed on their own).
+    pub domain: &'a Domain,
+    /// Where the entry that allows it is written (a rules or credentials entry when
+    /// only that allows it).
+    pub origin: &'a Origin,
+    /// `splice`, `opaque` or `decrypt`.
+    pub handling: Handling,
+    /// For a decrypted host with rules: the rules that judge it, and where they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<&'a HostRules>,
+    /// The credentials the proxy adds on its requests (secrets by name only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<&'a Credential>,
+}
+
+/// How the proxy passes a host's HTTPS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Handling {
+    /// Passed through untouched after the SNI check: end-to-end TLS with the server.
+    Splice,
+    /// `tunnel: opaque`: any bytes, never read.
+    Opaque,
+    /// Decrypted with the stack CA; each request checked (rules) or given a credential.
+    Decrypt,
+}
+
 /// A usable allowlist and the warnings and notes found on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked {
@@ -380,6 +410,49 @@ impl Allowlist {
             }
             candidate = candidate.split_once('.')?.1;
         }
+    }
+
+    /// Every host the proxy treats on its own, in name order: each entry, and each host
+    /// with rules or a credential, with how its HTTPS passes.
+    pub fn policy(&self) -> Vec<HostPolicy<'_>> {
+        let mut hosts: Vec<(&Domain, &Origin)> = self
+            .entries
+            .iter()
+            .map(|e| (&e.domain, &e.origin))
+            .chain(self.rules.iter().map(|r| (&r.domain, &r.origin)))
+            .chain(self.credentials.iter().map(|c| (&c.domain, &c.origin)))
+            .collect();
+        // The entry's origin first for a name listed both ways (stable sort).
+        hosts.sort_by(|a, b| a.0.cmp(b.0));
+        hosts.dedup_by(|later, first| later.0 == first.0);
+        hosts
+            .into_iter()
+            .map(|(domain, origin)| {
+                let name = domain.as_str();
+                let (rules, credentials) = (
+                    self.rules_for(name),
+                    self.credentials_for(name).collect::<Vec<_>>(),
+                );
+                let handling = if self.tunnel(name) == Some(Tunnel::Opaque) {
+                    Handling::Opaque
+                } else if rules.is_some() || !credentials.is_empty() {
+                    Handling::Decrypt
+                } else {
+                    Handling::Splice
+                };
+                HostPolicy {
+                    domain,
+                    origin,
+                    handling,
+                    rules: rules.filter(|_| handling == Handling::Decrypt),
+                    credentials: if handling == Handling::Decrypt {
+                        credentials
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
     }
 
     /// The hosts with rules, in name order.

@@ -29,7 +29,7 @@ mod rules;
 mod sections;
 mod source;
 
-pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};
+pub use allowlist::{Allowlist, Checked, Entry, Handling, HostPolicy, Rejected, check};
 pub use diagnostic::{Diagnostic, Error, Escaped, Finding, Severity, Warning, render};
 pub use domain::{Domain, Validated};
 pub use edit::{EditError, add_domains};

@@ -144,13 +144,13 @@ impl MarkedEventReceiver for Collect {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 self.depth = self.depth.saturating_sub(1);
-                if self.current.is_some() {
-                    if let Some(node) = self.stack.pop() {
-                        if matches!(node.value, Value::Map(_)) {
-                            self.pending.pop();
-                        }
-                        self.push_done(node);
+                if self.current.is_some()
+                    && let Some(node) = self.stack.pop()
+                {
+                    if matches!(node.value, Value::Map(_)) {
+                        self.pending.pop();
                     }
+                    self.push_done(node);
                 }
             }
             _ => {}
@@ -246,7 +246,11 @@ fn fields(
         )
     };
     // A block map's first key comes before the map's own start mark.
-    let mark = pairs.first().map_or(item.mark, |(k, _)| k.mark);
+    // (a flow map's at its `{`, before its first key).
+    let mark = match pairs.first() {
+        Some((k, _)) if k.mark.index() < item.mark.index() => k.mark,
+        _ => item.mark,
+    };
     let mut out = Fields {
         section,
         mark,

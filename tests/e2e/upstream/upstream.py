@@ -1,6 +1,7 @@
 """Stand-in upstream for the end-to-end suite.
 
-GET /            echo: the request line and headers as the body
+GET /            echo: the request line and headers as the body (any other path and
+                 method too: POST, PUT, PATCH, DELETE, OPTIONS echo, the body read)
 GET /bytes/N     N zero bytes, streamed (throughput figures)
 /repo.git/...    a git repository over smart HTTP (clone and push)
 
@@ -98,7 +99,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         if self.path.startswith("/repo.git"):
             return self.git()
-        self.send_error(405)
+        self.echo()
+
+    def echo(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_body((self.requestline + "\n" + str(self.headers)).encode())
+
+    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = echo
 
     def git(self):
         path, _, query = self.path.partition("?")

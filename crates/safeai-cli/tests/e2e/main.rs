@@ -9,6 +9,7 @@
 mod basic;
 mod faults;
 mod network;
+mod rules;
 mod sandbox;
 mod stack;
 mod tls;
@@ -30,6 +31,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         basic::CHECKS,
         network::CHECKS,
         tls::CHECKS,
+        rules::CHECKS,
         sandbox::CHECKS,
         faults::CHECKS,
     ]
@@ -69,6 +71,9 @@ const RUNSC_CHECKS: &[&str] = &[
     "figure_throughput_through_the_proxy",
     "every_denial_reads_the_same_over_http_and_https",
     "a_spliced_host_keeps_its_own_certificate",
+    "the_upstream_sees_the_real_credential_never_the_clients",
+    "the_secret_never_reaches_the_sandbox_or_a_log",
+    "a_request_naming_another_host_inside_a_decrypted_connection_is_refused",
     "a_mismatched_or_missing_sni_is_refused",
     "non_tls_bytes_end_the_tunnel_unless_the_entry_is_opaque",
     "an_upstream_certificate_the_proxy_does_not_trust_is_refused",

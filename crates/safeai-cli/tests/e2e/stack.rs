@@ -174,6 +174,10 @@ impl Stack {
             ),
             ("SAFE_AI_ALLOWLIST", self.allowlist().display().to_string()),
             (
+                "SAFE_AI_SECRETS_DIR",
+                self.secrets_dir().display().to_string(),
+            ),
+            (
                 "SAFE_AI_E2E_TEST_CA_DIR",
                 self.test_ca().display().to_string(),
             ),
@@ -191,6 +195,22 @@ impl Stack {
 
     pub fn allowlist(&self) -> PathBuf {
         self.scratch.join("allowlist.yaml")
+    }
+
+    /// The host directory of the credentials' secrets (`SAFE_AI_SECRETS_DIR`).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.scratch.join("secrets")
+    }
+
+    /// The value of the secret `E2E_API_KEY`: unique to this run, so that finding it
+    /// anywhere can only mean it leaked there. `E2E_TOKEN` is the same with `token`.
+    pub fn secret(&self) -> String {
+        format!(
+            "e2e-key-{}-{}-{}",
+            std::process::id(),
+            self.slot,
+            self.runtime
+        )
     }
 
     /// A command in the repository with the stack's environment.
@@ -279,7 +299,28 @@ impl Stack {
              - raw.allowed.test\n  - untrusted.allowed.test\n  \
              - {domain: opaque.allowed.test, tunnel: opaque}\n  \
              # The TLS figures: the same server spliced after the SNI check, and opaque.\n  \
-             - fast.allowed.test\n  - {domain: fast-opaque.allowed.test, tunnel: opaque}\n",
+             - fast.allowed.test\n  - {domain: fast-opaque.allowed.test, tunnel: opaque}\n\
+             # Decrypted and checked, request by request (the figures' bumped path too).\n\
+             rules:\n  \
+             - domain: rules.allowed.test\n    allow:\n      - GET /repos/acme/**\n      \
+             - POST /repos/acme/*/pulls\n  \
+             - domain: git-ro.allowed.test  # clone and fetch, no push\n    \
+             allow: [GET /repo.git/info/refs, POST /repo.git/git-upload-pack]\n  \
+             - {domain: git-rw.allowed.test, allow: [GET /repo.git/**, POST /repo.git/**]}\n  \
+             - {domain: fast-bumped.allowed.test, allow: [GET /**]}\n\
+             credentials:\n  \
+             - domain: key.allowed.test\n    header: x-api-key\n    \
+             value: ${E2E_API_KEY}\n    sandbox_env: E2E_API_KEY\n  \
+             - {domain: bearer.allowed.test, header: Authorization, value: 'Bearer ${E2E_TOKEN}'}\n",
+        )
+        .unwrap();
+        // The credentials' secrets: only the proxy mounts this directory.
+        let secrets = stack.secrets_dir();
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("E2E_API_KEY"), format!("{}\n", stack.secret())).unwrap();
+        std::fs::write(
+            secrets.join("E2E_TOKEN"),
+            stack.secret().replace("key", "token"),
         )
         .unwrap();
         let ca = stack.test_ca();
