@@ -133,12 +133,19 @@ fn main() {
         return;
     }
     // `cargo test -- NAME` runs only the checks whose name contains NAME; the gVisor
-    // pass names its checks `runsc:NAME` (so `-- runsc:` runs that pass alone).
+    // pass names its checks `runsc:NAME` (so `-- runsc:` runs that pass alone), and
+    // `=NAME` wants that name exactly (the runc check alone, not its `runsc:` twin).
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let wanted = |name: &str| {
+        filter.is_empty()
+            || filter.iter().any(|f| match f.strip_prefix('=') {
+                Some(exact) => name == exact,
+                None => name.contains(f.as_str()),
+            })
+    };
     let runc: Vec<(String, Check)> = all_checks()
         .into_iter()
         .map(|(name, check)| (name.to_owned(), check))
