@@ -9,7 +9,16 @@
 //! Every entry of every preset is a plain TLS entry: an opaque tunnel is a decision the
 //! user writes out (`{domain: ssh.github.com, tunnel: opaque}`), never one a preset makes.
 
+use std::sync::Arc;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::Origin;
+use crate::diagnostic::{Diagnostic, Error, Warning};
 use crate::domain::{Domain, is_same_or_subdomain};
+use crate::options::Tunnel;
+use crate::source::RawEntry;
 
 /// One preset: a name and the hosts it allows, each standing for itself and its
 /// subdomains, as an allowlist entry does.
@@ -39,11 +48,31 @@ impl Preset {
     /// Whether an entry of this preset allows `host` (any case, trailing dot ignored).
     pub fn allows(&self, host: &str) -> bool {
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        !host.is_empty()
-            && self
-                .domains
-                .iter()
-                .any(|d| is_same_or_subdomain(&host, d))
+        !host.is_empty() && self.domains.iter().any(|d| is_same_or_subdomain(&host, d))
+    }
+}
+
+/// Shows a preset as `safeai presets` prints it: the name and summary, one host per
+/// line, then the sources.
+///
+/// ```text
+/// go: Go modules: the module proxy and the checksum database
+///   proxy.golang.org
+///   sum.golang.org
+///   sources: https://proxy.golang.org/
+///            https://go.dev/doc/toolchain
+/// ```
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}: {}", self.name, self.summary)?;
+        for d in self.domains {
+            writeln!(f, "  {d}")?;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let label = if i == 0 { "sources:" } else { "" };
+            writeln!(f, "  {label:8} {source}")?;
+        }
+        Ok(())
     }
 }
 
@@ -57,52 +86,67 @@ pub const ALL: &[Preset] = &[
         sources: &["https://docs.anthropic.com/en/api/overview"],
     },
     // cargo with the sparse index (the default since 1.70): index.crates.io for the
-    // index, static.crates.io for the .crate files (the `dl` of the index's config.json),
-    // crates.io itself for the web API (search, publish, the old download URLs that
-    // redirect to static.crates.io). All three are crates.io or under it.
+    // index; its config.json names `dl: https://crates.io/api/v1/crates`, which redirects
+    // each download to static.crates.io, and `api: https://crates.io` (search, publish).
+    // All three are crates.io or under it.
     Preset {
         name: "crates",
         summary: "crates.io, the Rust package registry (cargo)",
         domains: &["crates.io"],
-        sources: &["https://doc.rust-lang.org/cargo/reference/registry-index.html"],
+        sources: &[
+            "https://doc.rust-lang.org/cargo/reference/registry-index.html",
+            "https://index.crates.io/config.json",
+        ],
     },
-    // GitHub: the site, its API (api.github.com) and git over HTTPS (github.com), archive
-    // downloads (codeload.github.com); raw file content; release assets, which redirect
-    // to objects.githubusercontent.com and, since 2025, to
-    // release-assets.githubusercontent.com.
+    // GitHub: github.com covers the site, git over HTTPS, the API (api.github.com) and
+    // archive downloads (codeload.github.com). A release download
+    // (github.com/OWNER/REPO/releases/download/…) answers 302 to a signed URL on a blob
+    // host: release-assets.githubusercontent.com since 2025, objects.githubusercontent.com
+    // and github-releases.githubusercontent.com before (the runner documentation still
+    // lists both). raw.githubusercontent.com serves raw file content. Not the whole of
+    // githubusercontent.com: it is a shared suffix (user content, Codespaces, Actions).
     Preset {
         name: "github",
         summary: "GitHub: git over HTTPS, the API, raw content, release downloads",
         domains: &[
+            "github-releases.githubusercontent.com",
             "github.com",
             "objects.githubusercontent.com",
             "raw.githubusercontent.com",
             "release-assets.githubusercontent.com",
         ],
         sources: &[
-            "https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/about-githubs-ip-addresses",
+            "https://docs.github.com/en/actions/concepts/runners/communicating-with-self-hosted-runners",
+            "https://docs.github.com/en/rest/releases/assets",
         ],
     },
     // The Go module proxy and the checksum database the go command asks by default
-    // (GOPROXY=https://proxy.golang.org,direct, GOSUMDB=sum.golang.org).
+    // (go.env: GOPROXY=https://proxy.golang.org,direct, GOSUMDB=sum.golang.org); toolchain
+    // downloads (GOTOOLCHAIN=auto) come through the proxy too, as golang.org/toolchain.
+    // A module the proxy does not have falls back to `direct` (its VCS host), which this
+    // preset does not open.
     Preset {
         name: "go",
         summary: "Go modules: the module proxy and the checksum database",
         domains: &["proxy.golang.org", "sum.golang.org"],
-        sources: &["https://proxy.golang.org/"],
+        sources: &["https://proxy.golang.org/", "https://go.dev/doc/toolchain"],
     },
-    // Maven Central: repo.maven.apache.org is the default of Maven, repo1.maven.org the
-    // older name many builds (and Gradle's mavenCentral()) still use.
+    // Maven Central: repo.maven.apache.org/maven2 is the central repository of Maven and
+    // Gradle's mavenCentral(); repo1.maven.org/maven2 is the other name of the same
+    // repository, the default of Coursier (sbt, Mill) and of many older builds.
     Preset {
         name: "maven",
         summary: "Maven Central (Maven, Gradle, sbt, Coursier)",
         domains: &["repo.maven.apache.org", "repo1.maven.org"],
-        sources: &["https://maven.apache.org/guides/introduction/introduction-to-repositories.html"],
+        sources: &[
+            "https://maven.apache.org/guides/introduction/introduction-to-repositories.html",
+        ],
     },
-    // The npm registry serves both the metadata and the tarballs.
+    // The npm registry serves both the metadata and the tarballs (each `dist.tarball` is a
+    // registry.npmjs.org URL). Yarn's default registry is another name: the `yarn` preset.
     Preset {
         name: "npm",
-        summary: "the npm registry (npm, yarn, pnpm)",
+        summary: "the npm registry (npm, pnpm, Bun)",
         domains: &["registry.npmjs.org"],
         sources: &["https://docs.npmjs.com/cli/v10/using-npm/registry"],
     },
@@ -113,21 +157,40 @@ pub const ALL: &[Preset] = &[
         domains: &["api.openai.com"],
         sources: &["https://platform.openai.com/docs/api-reference"],
     },
-    // PyPI: the index (pypi.org/simple) and the file host it links every
-    // distribution to (files.pythonhosted.org).
+    // PyPI: the index (pypi.org/simple, the JSON API under pypi.org/pypi) and the file
+    // host every distribution's URL points to (files.pythonhosted.org).
     Preset {
         name: "pypi",
         summary: "PyPI, the Python package index (pip, uv, poetry)",
         domains: &["files.pythonhosted.org", "pypi.org"],
-        sources: &["https://docs.pypi.org/api/"],
+        sources: &[
+            "https://docs.pypi.org/api/",
+            "https://docs.pypi.org/api/json/",
+        ],
     },
-    // RubyGems: rubygems.org serves the index and the .gem files; index.rubygems.org
-    // (the compact index) is under it.
+    // RubyGems: rubygems.org serves the API, the compact index Bundler reads
+    // (/versions, /info/NAME; also as index.rubygems.org) and the .gem files, all under
+    // rubygems.org.
     Preset {
         name: "rubygems",
         summary: "RubyGems (gem, Bundler)",
         domains: &["rubygems.org"],
-        sources: &["https://guides.rubygems.org/rubygems-org-api/"],
+        sources: &[
+            "https://guides.rubygems.org/rubygems-org-api/",
+            "https://guides.rubygems.org/rubygems-org-compact-index-api/",
+        ],
+    },
+    // Yarn asks its own name for the npm registry by default (registry.yarnpkg.com, in
+    // Yarn 1's `registry` and Yarn 2+'s `npmRegistryServer`); `yarn set version` and
+    // Corepack fetch Yarn 2+ itself from repo.yarnpkg.com.
+    Preset {
+        name: "yarn",
+        summary: "Yarn's registry name and Yarn's own releases",
+        domains: &["registry.yarnpkg.com", "repo.yarnpkg.com"],
+        sources: &[
+            "https://classic.yarnpkg.com/en/docs/cli/config",
+            "https://yarnpkg.com/configuration/yarnrc#npmRegistryServer",
+        ],
     },
 ];
 
@@ -165,6 +228,169 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         .map(|(_, known)| known)
 }
 
+/// The entries of the presets named by the file's `presets` value (`value`, as serde read
+/// it; `text` is the document, read again for positions). Each entry's origin names its
+/// preset and the place the preset was named; an unknown name or a value of the wrong
+/// shape is an entry (or a diagnostic) with an error at its own position.
+pub(crate) fn read(
+    file: &Arc<str>,
+    text: &str,
+    value: Option<serde_yaml::Value>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<RawEntry> {
+    use serde_yaml::Value;
+
+    let items = match value {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Sequence(items)) => items,
+        Some(other) => {
+            let marks = Marks::collect(text);
+            diagnostics.push(Diagnostic::error(
+                at(file, marks.value),
+                Error::PresetsWrongShape {
+                    found: kind(&other),
+                },
+            ));
+            return Vec::new();
+        }
+    };
+    let marks = Marks::collect(text);
+    let mut named: Vec<(&'static str, Origin)> = Vec::new();
+    let mut entries = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let origin = at(file, marks.items.get(i).copied());
+        let error = |e| RawEntry {
+            text: Err(e),
+            tunnel: Tunnel::Tls,
+            origin: origin.clone(),
+            problems: Vec::new(),
+        };
+        let name = match item {
+            Value::String(name) => name,
+            other => {
+                entries.push(error(Error::PresetNotAString {
+                    found: kind(&other),
+                }));
+                continue;
+            }
+        };
+        let Some(preset) = get(&name) else {
+            let suggestion = suggest(&name);
+            entries.push(error(Error::UnknownPreset { name, suggestion }));
+            continue;
+        };
+        if let Some((_, first)) = named.iter().find(|(n, _)| *n == preset.name) {
+            diagnostics.push(Diagnostic::warning(
+                Some(origin),
+                Warning::PresetRepeated {
+                    name: preset.name,
+                    first: first.clone(),
+                },
+            ));
+            continue;
+        }
+        let from = Origin::Preset {
+            name: preset.name,
+            at: Box::new(origin.clone()),
+        };
+        entries.extend(preset.domains.iter().map(|d| RawEntry {
+            text: Ok((*d).to_owned()),
+            tunnel: Tunnel::Tls,
+            origin: from.clone(),
+            problems: Vec::new(),
+        }));
+        named.push((preset.name, origin));
+    }
+    entries
+}
+
+fn at(file: &Arc<str>, mark: Option<Marker>) -> Origin {
+    match mark {
+        Some(m) => Origin::file_at(file.clone(), m.line(), m.col() + 1),
+        None => Origin::file(file.clone()),
+    }
+}
+
+/// What a YAML value is, with its article, for a message.
+fn kind(value: &serde_yaml::Value) -> &'static str {
+    use serde_yaml::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The start of the top-level `presets` value and of each of its items, from parser
+/// events. Only read after serde accepted the document; a mark that is missing leaves
+/// the origin without a position.
+#[derive(Default)]
+struct Marks {
+    value: Option<Marker>,
+    items: Vec<Marker>,
+    depth: usize,
+    /// At depth 1, the next node is a key.
+    expect_key: bool,
+    /// The last depth-1 key was `presets`.
+    at_presets: bool,
+    /// Inside the `presets` sequence.
+    in_presets: bool,
+}
+
+impl Marks {
+    fn collect(text: &str) -> Marks {
+        let mut marks = Marks::default();
+        // An error here is reported by serde already; partial marks are fine.
+        let _ = Parser::new_from_str(text).load(&mut marks, false);
+        marks
+    }
+}
+
+impl MarkedEventReceiver for Marks {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let starts_node = matches!(
+            ev,
+            Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Alias(_)
+        );
+        if starts_node {
+            if self.in_presets && self.depth == 2 {
+                self.items.push(mark);
+            } else if self.depth == 1 {
+                if self.expect_key {
+                    self.at_presets = matches!(&ev, Event::Scalar(k, ..) if k == "presets");
+                } else if self.at_presets {
+                    self.value = Some(mark);
+                    self.in_presets = matches!(ev, Event::SequenceStart(..));
+                    self.at_presets = false;
+                }
+                self.expect_key = !self.expect_key;
+            }
+        }
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                self.depth += 1;
+                if self.depth == 1 {
+                    self.expect_key = true;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if self.in_presets && self.depth == 2 {
+                    self.in_presets = false;
+                }
+                self.depth = self.depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Levenshtein distance, in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -189,14 +415,26 @@ mod tests {
 
     #[test]
     fn every_entry_is_a_clean_domain_in_name_order_and_none_overlaps() {
-        assert!(ALL.windows(2).all(|w| w[0].name < w[1].name), "presets in name order");
+        assert!(
+            ALL.windows(2).all(|w| w[0].name < w[1].name),
+            "presets in name order"
+        );
         let mut all: Vec<(&str, &str)> = Vec::new();
         for p in ALL {
             assert!(!p.sources.is_empty(), "{} names its sources", p.name);
-            assert!(p.domains.windows(2).all(|w| w[0] < w[1]), "{} in name order", p.name);
+            assert!(
+                p.domains.windows(2).all(|w| w[0] < w[1]),
+                "{} in name order",
+                p.name
+            );
             for d in p.domains {
                 let v = Domain::parse(d).unwrap_or_else(|e| panic!("{}: {d}: {e:?}", p.name));
-                assert_eq!(v.domain.as_str(), *d, "{}: {d} is written canonically", p.name);
+                assert_eq!(
+                    v.domain.as_str(),
+                    *d,
+                    "{}: {d} is written canonically",
+                    p.name
+                );
                 assert!(v.warnings.is_empty(), "{}: {d}: {:?}", p.name, v.warnings);
                 all.push((p.name, d));
             }
@@ -216,7 +454,10 @@ mod tests {
     fn covering_names_the_preset_of_a_host_and_its_subdomains() {
         assert_eq!(covering("github.com"), Some("github"));
         assert_eq!(covering("api.github.com"), Some("github"));
-        assert_eq!(covering("RELEASE-ASSETS.githubusercontent.com."), Some("github"));
+        assert_eq!(
+            covering("RELEASE-ASSETS.githubusercontent.com."),
+            Some("github")
+        );
         assert_eq!(covering("static.crates.io"), Some("crates"));
         assert_eq!(covering("sum.golang.org"), Some("go"));
         // Not a subdomain: a name that only ends in the same letters.
