@@ -145,6 +145,10 @@ enum ProxyCommand {
         /// The proxy's runtime directory
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
+        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
+        /// is current
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -154,6 +158,10 @@ enum ProxyCommand {
         /// The proxy's runtime directory
         #[arg(long, value_name = "DIR")]
         run_dir: PathBuf,
+        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
+        /// is current
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -182,6 +190,9 @@ enum Artifact {
     Seccomp,
     /// The proxy's error pages, into DIR/errors/ (only when named with --only)
     ErrorPages,
+    /// policy.txt, what the sandbox reads at /etc/safe-ai/policy.txt (only when named
+    /// with --only)
+    Policy,
 }
 
 impl Artifact {
@@ -193,6 +204,7 @@ impl Artifact {
             Artifact::DnsmasqServers => safeai_core::DNSMASQ_SERVERS_FILE,
             Artifact::Seccomp => "seccomp.json",
             Artifact::ErrorPages => "errors",
+            Artifact::Policy => safeai_core::sandbox_policy::POLICY_FILE,
         }
     }
 }
@@ -323,6 +335,15 @@ fn stack() -> Result<Stack, Failed> {
     })
 }
 
+/// The sandbox's policy file for the allowlist, as the proxy writes it.
+fn policy(args: &AllowlistArgs) -> Result<String, Failed> {
+    let checked = load(args)?;
+    Ok(safeai_core::render_sandbox_policy(
+        &stack()?.proxy_settings,
+        &checked.allowlist,
+    ))
+}
+
 fn artifacts(args: &AllowlistArgs) -> Result<Artifacts, Failed> {
     let checked = load(args)?;
     Ok(safeai_core::render_all(&stack()?, &checked.allowlist))
@@ -362,6 +383,13 @@ fn run(command: Command) -> Result<(), Failed> {
             if !only.is_empty() {
                 let keep: Vec<&str> = only.iter().map(|a| a.file_name()).collect();
                 artifacts.retain(|name, _| keep.contains(name));
+            }
+            // Not committed either: it is what the running proxy writes for the sandbox.
+            if only.iter().any(|a| matches!(a, Artifact::Policy)) {
+                artifacts.insert(
+                    safeai_core::sandbox_policy::POLICY_FILE,
+                    policy(&allowlist)?,
+                );
             }
             // The pages do not depend on the allowlist and are not committed: written only
             // into the proxy's runtime directory, when asked for.
@@ -440,17 +468,24 @@ fn run(command: Command) -> Result<(), Failed> {
             }
         }
         Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
-        Command::Proxy(ProxyCommand::Render { run_dir, allowlist }) => {
-            proxy::install(&run_dir, &allowlist, false)
-        }
-        Command::Proxy(ProxyCommand::Reload { run_dir, allowlist }) => {
-            proxy::install(&run_dir, &allowlist, true)
-        }
+        Command::Proxy(ProxyCommand::Render {
+            run_dir,
+            policy_dir,
+            allowlist,
+        }) => proxy::install(&run_dir, policy_dir.as_deref(), &allowlist, false),
+        Command::Proxy(ProxyCommand::Reload {
+            run_dir,
+            policy_dir,
+            allowlist,
+        }) => proxy::install(&run_dir, policy_dir.as_deref(), &allowlist, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,
             allowlist,
         } => {
+            if let Artifact::Policy = artifact {
+                return print(&policy(&allowlist)?);
+            }
             let mut artifacts = artifacts(&allowlist)?;
             print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
         }

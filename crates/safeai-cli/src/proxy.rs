@@ -38,13 +38,22 @@ macro_rules! say {
 
 /// Renders the proxy's live config (squid.conf, dnsmasq.conf, dnsmasq.servers, the
 /// error pages) into a fresh directory under `run_dir`, has Squid parse it, and swaps it
-/// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
-/// dnsmasq while still holding the lock. A refused render changes nothing.
-pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Result<(), Failed> {
+/// in (`live::LiveDir::install`: one lock, one rename). Then, still under the lock, the
+/// sandbox's policy file goes into `policy_dir`, replaced by one rename, so that it only
+/// ever says what the running config does. With `reload`, tells Squid and dnsmasq while
+/// still holding the lock. A refused render changes nothing, the policy file included.
+pub fn install(
+    run_dir: &Path,
+    policy_dir: Option<&Path>,
+    allowlist: &AllowlistArgs,
+    reload: bool,
+) -> Result<(), Failed> {
     let live = LiveDir::new(run_dir);
     let installed = live.install(|dir| {
         let checked = crate::load(allowlist)?;
-        let mut artifacts = safeai_core::render_all(&crate::stack()?, &checked.allowlist);
+        let stack = crate::stack()?;
+        let policy = safeai_core::render_sandbox_policy(&stack.proxy_settings, &checked.allowlist);
+        let mut artifacts = safeai_core::render_all(&stack, &checked.allowlist);
         artifacts.retain(|name, _| {
             [
                 "squid.conf",
@@ -80,9 +89,9 @@ pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Resul
             eprint!("{output}");
             return Err(Failed);
         }
-        Ok(checked.allowlist.len())
+        Ok((checked.allowlist.len(), policy))
     });
-    let (_lock, domains) = match installed {
+    let (_lock, (domains, policy)) = match installed {
         Ok(done) => done,
         Err(InstallError::Refused(Failed)) => {
             if reload {
@@ -95,6 +104,15 @@ pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Resul
             return Err(Failed);
         }
     };
+    if let Some(policy_dir) = policy_dir
+        && let Err(e) = write_policy(policy_dir, &policy)
+    {
+        say!(
+            "the new config is in place but the sandbox's policy file in {} is not: {e}",
+            policy_dir.display()
+        );
+        return Err(Failed);
+    }
     if !reload {
         say!("allowlist: {domains} domains");
         return Ok(());
@@ -128,6 +146,18 @@ pub fn install(run_dir: &Path, allowlist: &AllowlistArgs, reload: bool) -> Resul
     } else {
         Err(Failed)
     }
+}
+
+/// Replaces `dir/policy.txt` by one rename: a reader in the sandbox sees the old file or
+/// the new one, never half of one. World-readable: it holds no secret.
+fn write_policy(dir: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let file = dir.join(safeai_core::sandbox_policy::POLICY_FILE);
+    let next = dir.join(".policy.txt.next");
+    std::fs::write(&next, text)?;
+    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&next, &file)
 }
 
 /// Prints the proxy's address on the network of its default route: the external

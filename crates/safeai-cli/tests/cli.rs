@@ -216,6 +216,45 @@ fn check_names_the_preset_of_each_entry_it_brought_in() {
 }
 
 #[test]
+fn render_policy_prints_what_the_sandbox_reads() {
+    let dir = scratch("policy");
+    std::fs::write(dir.join("allowlist.yaml"), "presets: [go]\n").unwrap();
+    let out = safeai(
+        &dir,
+        &["render", "policy"],
+        &[("SAFE_AI_PROXY_IP", "10.1.2.3")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let policy = text(&out.stdout);
+    assert!(
+        policy.starts_with("safe-ai: what this sandbox may reach\n"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("the proxy at http://10.1.2.3:3128\n"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("\n  proxy.golang.org  tls     preset go (allowlist.yaml:1:11)\n"),
+        "{policy}"
+    );
+    // `generate` writes it only when asked, like the error pages.
+    let out = safeai(&dir, &["generate", "--out", "all"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!dir.join("all/policy.txt").exists());
+    let out = safeai(
+        &dir,
+        &["generate", "--only", "policy", "--out", "one"],
+        &[("SAFE_AI_PROXY_IP", "10.1.2.3")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("one/policy.txt")).unwrap(),
+        policy
+    );
+}
+
+#[test]
 fn presets_prints_every_preset_or_one() {
     let out = safeai(&repo(), &["presets"], &[]);
     assert!(out.status.success());

@@ -13,6 +13,7 @@
 mod compose;
 pub mod live;
 mod proxy;
+pub mod sandbox_policy;
 pub mod seccomp;
 mod stack;
 pub mod tls;
@@ -24,10 +25,12 @@ pub use compose::render_compose;
 pub use proxy::{
     DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, tls_plan,
 };
+pub use sandbox_policy::render_sandbox_policy;
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
-    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PrivateException, ProxySettings,
-    Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges, cidr_difference, env,
+    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PolicyVolume, PrivateException,
+    ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges,
+    cidr_difference, env,
 };
 pub use tls::render_error_pages;
 

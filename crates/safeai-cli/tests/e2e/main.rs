@@ -9,6 +9,7 @@
 mod basic;
 mod faults;
 mod network;
+mod policy;
 mod sandbox;
 mod stack;
 mod tls;
@@ -31,6 +32,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         network::CHECKS,
         tls::CHECKS,
         sandbox::CHECKS,
+        policy::CHECKS,
         faults::CHECKS,
     ]
     .concat()
