@@ -38,10 +38,10 @@ macro_rules! say {
 
 /// Renders the proxy's live config (squid.conf, dnsmasq.conf, dnsmasq.servers, the
 /// error pages) into a fresh directory under `run_dir`, has Squid parse it, and swaps it
-/// in (`live::LiveDir::install`: one lock, one rename). Then, still under the lock, the
-/// sandbox's policy file goes into `policy_dir`, replaced by one rename, so that it only
-/// ever says what the running config does. With `reload`, tells Squid and dnsmasq while
-/// still holding the lock. A refused render changes nothing, the policy file included.
+/// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
+/// dnsmasq while still holding the lock. Then, still under the lock, the sandbox's policy
+/// file goes into `policy_dir`, replaced by one rename, so that it says what the running
+/// config does. A refused render changes nothing, the policy file included.
 pub fn install(
     run_dir: &Path,
     policy_dir: Option<&Path>,
@@ -104,16 +104,20 @@ pub fn install(
             return Err(Failed);
         }
     };
-    if let Some(policy_dir) = policy_dir
-        && let Err(e) = write_policy(policy_dir, &policy)
-    {
-        say!(
-            "the new config is in place but the sandbox's policy file in {} is not: {e}",
-            policy_dir.display()
-        );
-        return Err(Failed);
-    }
+    // The file only informs the sandbox: one that cannot be written is an error to
+    // report (a reload then exits non-zero), never a reason to stop enforcing.
+    let write_policy_file = || match policy_dir.map(|d| (d, write_policy(d, &policy))) {
+        Some((dir, Err(e))) => {
+            say!(
+                "the new config is in place but the sandbox's policy file in {} is not: {e}",
+                dir.display()
+            );
+            false
+        }
+        _ => true,
+    };
     if !reload {
+        write_policy_file();
         say!("allowlist: {domains} domains");
         return Ok(());
     }
@@ -140,7 +144,9 @@ pub fn install(
         );
         told = false;
     }
-    if told {
+    // Written once Squid and dnsmasq were told: it says what they enforce.
+    let written = write_policy_file();
+    if told && written {
         say!("reloaded: {domains} domains");
         Ok(())
     } else {
@@ -183,4 +189,34 @@ pub fn ssh_address() -> Result<(), Failed> {
         })?;
     println!("{}", local.ip());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_policy_file_is_replaced_whole_and_world_readable() {
+        let dir = std::env::temp_dir().join(format!("safeai-policy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("policy.txt");
+        write_policy(&dir, "one\n").unwrap();
+        // A reader holding the old file keeps reading the old text.
+        let held = std::fs::File::open(&file).unwrap();
+        write_policy(&dir, "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n");
+        assert_eq!(std::io::read_to_string(held).unwrap(), "one\n");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["policy.txt"]);
+        assert!(write_policy(&dir.join("missing"), "x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
