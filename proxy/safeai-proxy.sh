@@ -14,6 +14,8 @@ RUN_DIR=/run/safe-ai
 ALLOWLIST=${SAFE_AI_ALLOWLIST_PATH:-/etc/safe-ai/allowlist.yaml}
 CA_DIR=/var/lib/safe-ai/ca
 CA_PUBLIC_DIR=/var/lib/safe-ai/ca-public
+# The sandbox mounts this volume read-only and reads policy.txt from it.
+POLICY_DIR=/var/lib/safe-ai/policy
 SSL_DB=/var/spool/squid/ssl_db
 UPSTREAM_CA=/etc/safe-ai/upstream-ca.pem
 SSH_TARGET=${SAFE_AI_SSH_TARGET:-sandbox:22}
@@ -23,14 +25,15 @@ log() { echo "safe-ai proxy: $*" >&2; }
 
 # `safeai proxy render|reload`: renders squid.conf, dnsmasq.conf, dnsmasq.servers and the
 # error pages into a fresh directory under $RUN_DIR/configs, has Squid parse it and makes
-# it $RUN_DIR/current (a symlink, swapped by one rename), all under a lock.
+# it $RUN_DIR/current (a symlink, swapped by one rename), then replaces the sandbox's
+# policy file in $POLICY_DIR, all under a lock.
 render() {
     # SAFE_AI_ALLOWLIST and SAFE_AI_UPSTREAM_CA name files on the host; in here they are
     # mounted at $ALLOWLIST and $UPSTREAM_CA (an empty file or /dev/null: no extra CAs).
     local upstream_ca=
     [[ -s $UPSTREAM_CA ]] && upstream_ca=$UPSTREAM_CA
     SAFE_AI_ALLOWLIST= SAFE_AI_UPSTREAM_CA=$upstream_ca \
-        safeai proxy "$1" --run-dir "$RUN_DIR" --allowlist "$ALLOWLIST"
+        safeai proxy "$1" --run-dir "$RUN_DIR" --policy-dir "$POLICY_DIR" --allowlist "$ALLOWLIST"
 }
 
 # The stack CA: made at the first start, checked at every start; its certificate goes to

@@ -107,6 +107,13 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[arg(long)]
         no_reload: bool,
     },
+    /// Print the presets the allowlist can name (`presets: [github, npm]`): each one's
+    /// hosts and the vendor pages they come from
+    #[command(after_help = presets::AFTER_HELP)]
+    Presets {
+        /// Only this preset, such as `github`
+        name: Option<String>,
+    },
     /// Helpers the proxy container runs (not for the host)
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -148,6 +155,10 @@ enum ProxyCommand {
             default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
         )]
         sandbox_env: PathBuf,
+        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
+        /// is current
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -167,6 +178,10 @@ enum ProxyCommand {
             default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
         )]
         sandbox_env: PathBuf,
+        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
+        /// is current
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
         #[command(flatten)]
         allowlist: AllowlistArgs,
     },
@@ -195,6 +210,9 @@ enum Artifact {
     Seccomp,
     /// The proxy's error pages, into DIR/errors/ (only when named with --only)
     ErrorPages,
+    /// policy.txt, what the sandbox reads at /etc/safe-ai/policy.txt (only when named
+    /// with --only)
+    Policy,
 }
 
 impl Artifact {
@@ -206,6 +224,7 @@ impl Artifact {
             Artifact::DnsmasqServers => safeai_core::DNSMASQ_SERVERS_FILE,
             Artifact::Seccomp => "seccomp.json",
             Artifact::ErrorPages => "errors",
+            Artifact::Policy => safeai_core::sandbox_policy::POLICY_FILE,
         }
     }
 }
@@ -216,6 +235,7 @@ struct Failed;
 mod allow;
 mod ca;
 mod check;
+mod presets;
 mod proxy;
 mod verify;
 
@@ -336,6 +356,15 @@ fn stack() -> Result<Stack, Failed> {
     })
 }
 
+/// The sandbox's policy file for the allowlist, as the proxy writes it.
+fn policy(args: &AllowlistArgs) -> Result<String, Failed> {
+    let checked = load(args)?;
+    Ok(safeai_core::render_sandbox_policy(
+        &stack()?.proxy_settings,
+        &checked.allowlist,
+    ))
+}
+
 fn artifacts(args: &AllowlistArgs) -> Result<Artifacts, Failed> {
     let checked = load(args)?;
     Ok(safeai_core::render_all(&stack()?, &checked.allowlist))
@@ -356,6 +385,13 @@ fn run(command: Command) -> Result<(), Failed> {
             if !only.is_empty() {
                 let keep: Vec<&str> = only.iter().map(|a| a.file_name()).collect();
                 artifacts.retain(|name, _| keep.contains(name));
+            }
+            // Not committed either: it is what the running proxy writes for the sandbox.
+            if only.iter().any(|a| matches!(a, Artifact::Policy)) {
+                artifacts.insert(
+                    safeai_core::sandbox_policy::POLICY_FILE,
+                    policy(&allowlist)?,
+                );
             }
             // The pages are not committed: written only into the proxy's runtime
             // directory, when asked for.
@@ -441,23 +477,43 @@ fn run(command: Command) -> Result<(), Failed> {
             run_dir,
             secrets,
             sandbox_env,
+            policy_dir,
             allowlist,
-        }) => proxy::install(&run_dir, &secrets, &sandbox_env, &allowlist, false),
+        }) => proxy::install(
+            &run_dir,
+            &secrets,
+            &sandbox_env,
+            policy_dir.as_deref(),
+            &allowlist,
+            false,
+        ),
         Command::Proxy(ProxyCommand::Reload {
             run_dir,
             secrets,
             sandbox_env,
+            policy_dir,
             allowlist,
-        }) => proxy::install(&run_dir, &secrets, &sandbox_env, &allowlist, true),
+        }) => proxy::install(
+            &run_dir,
+            &secrets,
+            &sandbox_env,
+            policy_dir.as_deref(),
+            &allowlist,
+            true,
+        ),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,
             allowlist,
         } => {
+            if let Artifact::Policy = artifact {
+                return print(&policy(&allowlist)?);
+            }
             let mut artifacts = artifacts(&allowlist)?;
             print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
         }
         Command::Ca { command } => ca::run(command),
+        Command::Presets { name } => presets::run(name.as_deref()),
     }
 }
 

@@ -42,11 +42,13 @@ macro_rules! say {
 /// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
 /// dnsmasq while still holding the lock. A refused render changes nothing; so does a
 /// credential whose secret is missing from `secrets_dir` (fail closed: at start, the
-/// proxy does not run).
+/// proxy does not run). Then, still under the lock, the sandbox's policy file goes into
+/// `policy_dir`, replaced by one rename, so that it says what the running config does.
 pub fn install(
     run_dir: &Path,
     secrets_dir: &Path,
     sandbox_env: &Path,
+    policy_dir: Option<&Path>,
     allowlist: &AllowlistArgs,
     reload: bool,
 ) -> Result<(), Failed> {
@@ -73,6 +75,7 @@ pub fn install(
             "squid.conf",
             safeai_core::render_squid_with(settings, &checked.allowlist, &secrets),
         );
+        let policy = safeai_core::render_sandbox_policy(&stack.proxy_settings, &checked.allowlist);
         crate::write(&artifacts, dir, false)?;
         let conf = dir.join("squid.conf");
         if matches!(&secrets, Secrets::Loaded(map) if !map.is_empty()) {
@@ -108,9 +111,10 @@ pub fn install(
         Ok((
             checked.allowlist.len(),
             safeai_core::decrypt::sandbox_env_file(&checked.allowlist),
+            policy,
         ))
     });
-    let (_lock, (domains, env_file)) = match installed {
+    let (_lock, (domains, env_file, policy)) = match installed {
         Ok(done) => done,
         Err(InstallError::Refused(Failed)) => {
             if reload {
@@ -132,7 +136,20 @@ pub fn install(
             false,
         )?;
     }
+    // The file only informs the sandbox: one that cannot be written is an error to
+    // report (a reload then exits non-zero), never a reason to stop enforcing.
+    let write_policy_file = || match policy_dir.map(|d| (d, write_policy(d, &policy))) {
+        Some((dir, Err(e))) => {
+            say!(
+                "the new config is in place but the sandbox's policy file in {} is not: {e}",
+                dir.display()
+            );
+            false
+        }
+        _ => true,
+    };
     if !reload {
+        write_policy_file();
         say!("allowlist: {domains} domains");
         return Ok(());
     }
@@ -159,12 +176,26 @@ pub fn install(
         );
         told = false;
     }
-    if told {
+    // Written once Squid and dnsmasq were told: it says what they enforce.
+    let written = write_policy_file();
+    if told && written {
         say!("reloaded: {domains} domains");
         Ok(())
     } else {
         Err(Failed)
     }
+}
+
+/// Replaces `dir/policy.txt` by one rename: a reader in the sandbox sees the old file or
+/// the new one, never half of one. World-readable: it holds no secret.
+fn write_policy(dir: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let file = dir.join(safeai_core::sandbox_policy::POLICY_FILE);
+    let next = dir.join(".policy.txt.next");
+    std::fs::write(&next, text)?;
+    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&next, &file)
 }
 
 /// Prints the proxy's address on the network of its default route: the external
@@ -207,4 +238,34 @@ fn keep_from_others(conf: &Path) -> Result<(), Failed> {
         std::os::unix::fs::chown(conf, Some(0), Some(gid)).map_err(fail)?;
     }
     std::fs::set_permissions(conf, std::fs::Permissions::from_mode(0o640)).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_policy_file_is_replaced_whole_and_world_readable() {
+        let dir = std::env::temp_dir().join(format!("safeai-policy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("policy.txt");
+        write_policy(&dir, "one\n").unwrap();
+        // A reader holding the old file keeps reading the old text.
+        let held = std::fs::File::open(&file).unwrap();
+        write_policy(&dir, "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n");
+        assert_eq!(std::io::read_to_string(held).unwrap(), "one\n");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["policy.txt"]);
+        assert!(write_policy(&dir.join("missing"), "x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -44,6 +44,7 @@ fn every_help_text() {
         &["render", "--help"],
         &["reload", "--help"],
         &["allow", "--help"],
+        &["presets", "--help"],
         &["verify", "--help"],
         &["ca", "--help"],
         &["ca", "init", "--help"],
@@ -173,6 +174,109 @@ fn check_lists_the_merged_allowlist_with_provenance() {
     assert_eq!(doc["domains"][0]["tunnel"], "tls");
     assert_eq!(doc["diagnostics"][0]["code"], "covered");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_names_the_preset_of_each_entry_it_brought_in() {
+    let dir = scratch("presets");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "presets: [go]\ndomains:\n  - example.com\n  - sum.golang.org\n",
+    )
+    .unwrap();
+    let out = safeai(&dir, &["check"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "example.com       allowlist.yaml:3:5                spliced (TLS end to end, SNI checked)\n\
+         proxy.golang.org  preset go at allowlist.yaml:1:11  spliced (TLS end to end, SNI checked)\n\
+         sum.golang.org    preset go at allowlist.yaml:1:11  spliced (TLS end to end, SNI checked)\n\
+         3 domains allowed\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "warning: allowlist.yaml:4:5: `sum.golang.org` is listed twice; first at preset go at \
+         allowlist.yaml:1:11\n  = hint: remove one of the two\n"
+    );
+    let out = safeai(&dir, &["check", "--format", "json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["domains"][1]["origin"],
+        "preset go at allowlist.yaml:1:11"
+    );
+
+    std::fs::write(dir.join("allowlist.yaml"), "presets: [golang]\n").unwrap();
+    let out = safeai(&dir, &["check"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: allowlist.yaml:1:11: unknown preset `golang`\n  = hint: the presets are"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn render_policy_prints_what_the_sandbox_reads() {
+    let dir = scratch("policy");
+    std::fs::write(dir.join("allowlist.yaml"), "presets: [go]\n").unwrap();
+    let out = safeai(
+        &dir,
+        &["render", "policy"],
+        &[("SAFE_AI_PROXY_IP", "10.1.2.3")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let policy = text(&out.stdout);
+    assert!(
+        policy.starts_with("safe-ai: what this sandbox may reach\n"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("the proxy at http://10.1.2.3:3128\n"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("\n  proxy.golang.org  tls     preset go (allowlist.yaml:1:11)\n"),
+        "{policy}"
+    );
+    // `generate` writes it only when asked, like the error pages.
+    let out = safeai(&dir, &["generate", "--out", "all"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!dir.join("all/policy.txt").exists());
+    let out = safeai(
+        &dir,
+        &["generate", "--only", "policy", "--out", "one"],
+        &[("SAFE_AI_PROXY_IP", "10.1.2.3")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("one/policy.txt")).unwrap(),
+        policy
+    );
+}
+
+#[test]
+fn presets_prints_every_preset_or_one() {
+    let out = safeai(&repo(), &["presets"], &[]);
+    assert!(out.status.success());
+    insta::assert_snapshot!("presets", text(&out.stdout));
+    let out = safeai(&repo(), &["presets", "pypi"], &[]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with("pypi: PyPI, the Python package index (pip, uv, poetry)\n  files.pythonhosted.org\n  pypi.org\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = safeai(&repo(), &["presets", "pipy"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: unknown preset `pipy`\n  = hint: did you mean `pypi`?"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -132,6 +132,8 @@ fn compose(stack: &Stack) -> dc::Compose {
         // The CA's key: in this volume only, which no other service mounts.
         dc::Volumes::Simple(format!("{}:{}", stack.ca.private, stack.ca.private_target)),
         dc::Volumes::Simple(format!("{}:{}", stack.ca.public, stack.ca.public_in_proxy)),
+        // The policy file the sandbox reads, written at every start and reload.
+        dc::Volumes::Simple(format!("{}:{}", stack.policy.name, stack.policy.in_proxy)),
     ];
     proxy.ports = dc::Ports::Short(vec![format!(
         "{}:{}:{}",
@@ -180,6 +182,10 @@ fn compose(stack: &Stack) -> dc::Compose {
                 "{}:{}:ro",
                 stack.ca.public, stack.ca.public_in_sandbox
             )),
+            dc::Volumes::Simple(format!(
+                "{}:{}:ro",
+                stack.policy.name, stack.policy.in_sandbox
+            )),
         ])
         .collect();
     sandbox.depends_on = dc::DependsOnOptions::Conditional(IndexMap::from([(
@@ -221,7 +227,7 @@ fn compose(stack: &Stack) -> dc::Compose {
                 .volumes
                 .iter()
                 .map(|v| v.name)
-                .chain([stack.ca.private, stack.ca.public])
+                .chain([stack.ca.private, stack.ca.public, stack.policy.name])
                 .map(|name| (s(name), dc::MapOrEmpty::Empty))
                 .collect(),
         ),
@@ -330,6 +336,23 @@ mod tests {
         assert!(mounts("proxy").contains(&"proxy-ca:/var/lib/safe-ai/ca".to_owned()));
         assert!(!mounts("sandbox").iter().any(|m| m.starts_with("proxy-ca:")));
         assert!(mounts("sandbox").contains(&"ca-public:/etc/safe-ai/ca:ro".to_owned()));
+    }
+
+    #[test]
+    fn the_proxy_writes_the_policy_volume_and_the_sandbox_reads_it() {
+        let t = tree();
+        let mounts = |service: &str| -> Vec<String> {
+            t["services"][service]["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .filter(|m| m.starts_with("policy:"))
+                .collect()
+        };
+        assert_eq!(mounts("proxy"), ["policy:/var/lib/safe-ai/policy"]);
+        assert_eq!(mounts("sandbox"), ["policy:/etc/safe-ai/policy:ro"]);
+        assert!(t["volumes"]["policy"].is_mapping());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod compose;
 pub mod decrypt;
 pub mod live;
 mod proxy;
+pub mod sandbox_policy;
 pub mod seccomp;
 pub mod secrets;
 mod stack;
@@ -27,10 +28,12 @@ pub use proxy::{
     DNSMASQ_SERVERS_FILE, render_dnsmasq, render_dnsmasq_servers, render_squid, render_squid_with,
     tls_plan,
 };
+pub use sandbox_policy::render_sandbox_policy;
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
-    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PrivateException, ProxySettings,
-    Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges, cidr_difference, env,
+    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PolicyVolume, PrivateException,
+    ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges,
+    cidr_difference, env,
 };
 pub use tls::render_error_pages;
 

@@ -699,6 +699,18 @@ pub struct CaVolumes {
     pub public_in_sandbox: &'static str,
 }
 
+/// Where the policy file for the sandbox lives ([`crate::sandbox_policy`]): a volume the
+/// proxy writes at every start and reload, which the sandbox mounts read-only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVolume {
+    /// The volume's name (`policy`).
+    pub name: &'static str,
+    /// Where the proxy mounts it, read-write.
+    pub in_proxy: &'static str,
+    /// Where the sandbox mounts it, read-only.
+    pub in_sandbox: &'static str,
+}
+
 /// The SSH entry point for IDEs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshSettings {
@@ -740,6 +752,8 @@ pub struct Stack {
     pub default_domains: Knob<&'static str>,
     /// The stack CA's volumes.
     pub ca: CaVolumes,
+    /// The volume of the policy file the sandbox reads.
+    pub policy: PolicyVolume,
     /// A PEM file on the host with extra CAs the proxy trusts for upstream certificates
     /// (`SAFE_AI_UPSTREAM_CA`; `/dev/null`, an empty file, means none).
     pub upstream_ca: Knob<&'static str>,
@@ -894,6 +908,11 @@ impl Default for Stack {
                 public: "ca-public",
                 public_in_proxy: "/var/lib/safe-ai/ca-public",
                 public_in_sandbox: "/etc/safe-ai/ca",
+            },
+            policy: PolicyVolume {
+                name: "policy",
+                in_proxy: "/var/lib/safe-ai/policy",
+                in_sandbox: "/etc/safe-ai/policy",
             },
             upstream_ca: knob(env::UPSTREAM_CA, "/dev/null"),
             upstream_ca_target: "/etc/safe-ai/upstream-ca.pem",

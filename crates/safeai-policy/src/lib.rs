@@ -25,6 +25,7 @@ mod domain;
 mod edit;
 mod options;
 mod origin;
+pub mod presets;
 mod rules;
 mod sections;
 mod source;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::stack::{Stack, ensure, key_values, text};
+use crate::stack::{Restore, Stack, ensure, key_values, text};
 
 // ---- helpers -------------------------------------------------------------------------
 
@@ -125,41 +125,6 @@ fn heal(s: &Stack) -> Result<(), String> {
         return Err(format!("docker compose up -d: {}", show(&out)));
     }
     wait_healthy(s, &["proxy", "sandbox"], Duration::from_secs(90)).map(|_| ())
-}
-
-/// A check's cleanup: runs when dropped (failure, panic) or through [`Restore::finish`],
-/// which also reports a cleanup that failed.
-struct Restore<'a> {
-    undo: Option<Box<dyn FnOnce() -> Result<(), String> + 'a>>,
-}
-
-impl<'a> Restore<'a> {
-    fn new(undo: impl FnOnce() -> Result<(), String> + 'a) -> Self {
-        Restore {
-            undo: Some(Box::new(undo)),
-        }
-    }
-
-    /// Runs the cleanup now; the check fails if either the check or its cleanup did.
-    fn finish(mut self, result: Result<(), String>) -> Result<(), String> {
-        let undone = self.undo.take().map_or(Ok(()), |undo| undo());
-        match (result, undone) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Ok(()), Err(c)) => Err(format!("the check passed but its cleanup failed: {c}")),
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(format!("{e}\nand its cleanup failed too: {c}")),
-        }
-    }
-}
-
-impl Drop for Restore<'_> {
-    fn drop(&mut self) {
-        if let Some(undo) = self.undo.take()
-            && let Err(e) = undo()
-        {
-            eprintln!("faults: cleanup failed: {e}");
-        }
-    }
 }
 
 /// Writes the allowlist in place (same inode: the proxy sees the file through a bind

@@ -9,6 +9,7 @@
 mod basic;
 mod faults;
 mod network;
+mod policy;
 mod rules;
 mod sandbox;
 mod stack;
@@ -33,6 +34,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         tls::CHECKS,
         rules::CHECKS,
         sandbox::CHECKS,
+        policy::CHECKS,
         faults::CHECKS,
     ]
     .concat()

@@ -628,6 +628,41 @@ pub type Check = fn(&Stack) -> Result<(), String>;
 /// `safeai verify`'s lines: check name → (result, detail).
 pub type VerifyReport = BTreeMap<String, (String, String)>;
 
+/// A check's cleanup: runs when dropped (failure, panic) or through [`Restore::finish`],
+/// which also reports a cleanup that failed.
+pub struct Restore<'a> {
+    undo: Option<Box<dyn FnOnce() -> Result<(), String> + 'a>>,
+}
+
+impl<'a> Restore<'a> {
+    pub fn new(undo: impl FnOnce() -> Result<(), String> + 'a) -> Self {
+        Restore {
+            undo: Some(Box::new(undo)),
+        }
+    }
+
+    /// Runs the cleanup now; the check fails if either the check or its cleanup did.
+    pub fn finish(mut self, result: Result<(), String>) -> Result<(), String> {
+        let undone = self.undo.take().map_or(Ok(()), |undo| undo());
+        match (result, undone) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Ok(()), Err(c)) => Err(format!("the check passed but its cleanup failed: {c}")),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(c)) => Err(format!("{e}\nand its cleanup failed too: {c}")),
+        }
+    }
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take()
+            && let Err(e) = undo()
+        {
+            eprintln!("e2e: cleanup failed: {e}");
+        }
+    }
+}
+
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }
 }
