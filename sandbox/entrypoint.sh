@@ -66,9 +66,9 @@ safeai_appendenv() {
 }
 
 # The variables of the proxy's brokered credentials (`sandbox_env` in the allowlist):
-# NAME=placeholder lines the proxy writes beside the stack CA. The real key never comes
+# NAME=placeholder lines the proxy writes beside the policy file. The real key never comes
 # here; the proxy adds it on the wire. A variable the container already sets wins.
-readonly BROKERED_ENV=/etc/safe-ai/ca/sandbox.env
+readonly BROKERED_ENV=/etc/safe-ai/policy/sandbox.env
 collect_brokered_env() {
     local name value
     [[ -r $BROKERED_ENV ]] || return 0

@@ -13,7 +13,7 @@ fi
 
 # Brokered credentials added by a proxy reload after this container started: their
 # variables (placeholders; the proxy holds the keys) reach new login shells too.
-if [ -r /etc/safe-ai/ca/sandbox.env ]; then
+if [ -r /etc/safe-ai/policy/sandbox.env ]; then
     while IFS='=' read -r safeai_name safeai_value; do
         case $safeai_name in
             '' | \#* | *[!A-Za-z0-9_]* | [0-9]*) continue ;;
@@ -21,7 +21,7 @@ if [ -r /etc/safe-ai/ca/sandbox.env ]; then
         if [ -z "$(eval "printf %s \"\${$safeai_name:-}\"")" ]; then
             export "$safeai_name=$safeai_value"
         fi
-    done </etc/safe-ai/ca/sandbox.env
+    done </etc/safe-ai/policy/sandbox.env
     unset safeai_name safeai_value
 fi
 

@@ -152,7 +152,7 @@ enum ProxyCommand {
         #[arg(
             long,
             value_name = "FILE",
-            default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
+            default_value = "/var/lib/safe-ai/policy/sandbox.env"
         )]
         sandbox_env: PathBuf,
         /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
@@ -175,7 +175,7 @@ enum ProxyCommand {
         #[arg(
             long,
             value_name = "FILE",
-            default_value = "/var/lib/safe-ai/ca-public/sandbox.env"
+            default_value = "/var/lib/safe-ai/policy/sandbox.env"
         )]
         sandbox_env: PathBuf,
         /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
