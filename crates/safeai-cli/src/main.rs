@@ -141,50 +141,10 @@ enum ProxyCommand {
     SniCheck,
     /// Render the live config into a fresh directory of DIR, check it with Squid's
     /// parser and make it current (at start)
-    Render {
-        /// The proxy's runtime directory
-        #[arg(long, value_name = "DIR")]
-        run_dir: PathBuf,
-        /// The directory of the credentials' secrets, one file per secret
-        #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
-        secrets: PathBuf,
-        /// Where the sandbox reads the credentials' variables (placeholders only)
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "/var/lib/safe-ai/policy/sandbox.env"
-        )]
-        sandbox_env: PathBuf,
-        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
-        /// is current
-        #[arg(long, value_name = "DIR")]
-        policy_dir: Option<PathBuf>,
-        #[command(flatten)]
-        allowlist: AllowlistArgs,
-    },
+    Render(#[command(flatten)] proxy::LiveArgs),
     /// The same under the reload lock, then tell Squid and dnsmasq; an invalid allowlist
     /// changes nothing
-    Reload {
-        /// The proxy's runtime directory
-        #[arg(long, value_name = "DIR")]
-        run_dir: PathBuf,
-        /// The directory of the credentials' secrets, one file per secret
-        #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
-        secrets: PathBuf,
-        /// Where the sandbox reads the credentials' variables (placeholders only)
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "/var/lib/safe-ai/policy/sandbox.env"
-        )]
-        sandbox_env: PathBuf,
-        /// Also write the sandbox's policy file (policy.txt) into DIR, once the config
-        /// is current
-        #[arg(long, value_name = "DIR")]
-        policy_dir: Option<PathBuf>,
-        #[command(flatten)]
-        allowlist: AllowlistArgs,
-    },
+    Reload(#[command(flatten)] proxy::LiveArgs),
     /// Print the address the SSH forwarder listens on: the proxy's own on the network of
     /// its default route (where the host's published port leads)
     SshAddress,
@@ -473,34 +433,8 @@ fn run(command: Command) -> Result<(), Failed> {
             }
         }
         Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
-        Command::Proxy(ProxyCommand::Render {
-            run_dir,
-            secrets,
-            sandbox_env,
-            policy_dir,
-            allowlist,
-        }) => proxy::install(
-            &run_dir,
-            &secrets,
-            &sandbox_env,
-            policy_dir.as_deref(),
-            &allowlist,
-            false,
-        ),
-        Command::Proxy(ProxyCommand::Reload {
-            run_dir,
-            secrets,
-            sandbox_env,
-            policy_dir,
-            allowlist,
-        }) => proxy::install(
-            &run_dir,
-            &secrets,
-            &sandbox_env,
-            policy_dir.as_deref(),
-            &allowlist,
-            true,
-        ),
+        Command::Proxy(ProxyCommand::Render(args)) => proxy::install(&args, false),
+        Command::Proxy(ProxyCommand::Reload(args)) => proxy::install(&args, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
         Command::Render {
             artifact,

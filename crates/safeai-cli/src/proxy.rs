@@ -3,7 +3,7 @@
 //! forwarder's address. Not for the host: the proxy image calls them.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use safeai_core::live::{InstallError, LiveDir, default_gateway, squid_parse_accepts};
@@ -37,6 +37,30 @@ macro_rules! say {
     ($($arg:tt)*) => { eprintln!("safe-ai proxy: {}", format!($($arg)*)) };
 }
 
+/// Where `safeai proxy render|reload` reads and writes.
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// The proxy's runtime directory
+    #[arg(long, value_name = "DIR")]
+    run_dir: PathBuf,
+    /// The directory of the credentials' secrets, one file per secret
+    #[arg(long, value_name = "DIR", default_value = "/etc/safe-ai/secrets")]
+    secrets: PathBuf,
+    /// Where the sandbox reads the credentials' variables (placeholders only)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/var/lib/safe-ai/policy/sandbox.env"
+    )]
+    sandbox_env: PathBuf,
+    /// Also write the sandbox's policy file (policy.txt) into DIR, once the config is
+    /// current
+    #[arg(long, value_name = "DIR")]
+    policy_dir: Option<PathBuf>,
+    #[command(flatten)]
+    allowlist: AllowlistArgs,
+}
+
 /// Renders the proxy's live config (squid.conf, dnsmasq.conf, dnsmasq.servers, the
 /// error pages) into a fresh directory under `run_dir`, has Squid parse it, and swaps it
 /// in (`live::LiveDir::install`: one lock, one rename). With `reload`, tells Squid and
@@ -44,14 +68,15 @@ macro_rules! say {
 /// credential whose secret is missing from `secrets_dir` (fail closed: at start, the
 /// proxy does not run). Then, still under the lock, the sandbox's policy file goes into
 /// `policy_dir`, replaced by one rename, so that it says what the running config does.
-pub fn install(
-    run_dir: &Path,
-    secrets_dir: &Path,
-    sandbox_env: &Path,
-    policy_dir: Option<&Path>,
-    allowlist: &AllowlistArgs,
-    reload: bool,
-) -> Result<(), Failed> {
+pub fn install(args: &LiveArgs, reload: bool) -> Result<(), Failed> {
+    let LiveArgs {
+        run_dir,
+        secrets: secrets_dir,
+        sandbox_env,
+        policy_dir,
+        allowlist,
+    } = args;
+    let (run_dir, policy_dir) = (run_dir.as_path(), policy_dir.as_deref());
     let live = LiveDir::new(run_dir);
     let installed = live.install(|dir| {
         let checked = crate::load(allowlist)?;
