@@ -139,6 +139,9 @@ enum ProxyCommand {
     /// Squid's external ACL helper: answers whether a ClientHello's SNI names the CONNECT
     /// target (`ID SNI HOST` in, `ID OK|ERR` out)
     SniCheck,
+    /// Squid's external ACL helper for ruled hosts: answers whether a path, as the
+    /// client sent it, could mean another once decoded (`ID PATH` in, `ID OK|ERR` out)
+    PathCheck,
     /// Render the live config into a fresh directory of DIR, check it with Squid's
     /// parser and make it current (at start)
     Render(#[command(flatten)] proxy::LiveArgs),
@@ -432,7 +435,12 @@ fn run(command: Command) -> Result<(), Failed> {
                 reload(&allowlist_path(&allowlist))
             }
         }
-        Command::Proxy(ProxyCommand::SniCheck) => proxy::sni_check(),
+        Command::Proxy(ProxyCommand::SniCheck) => {
+            proxy::helper("sni-check", safeai_core::tls::sni_check)
+        }
+        Command::Proxy(ProxyCommand::PathCheck) => {
+            proxy::helper("path-check", safeai_core::decrypt::path_check)
+        }
         Command::Proxy(ProxyCommand::Render(args)) => proxy::install(&args, false),
         Command::Proxy(ProxyCommand::Reload(args)) => proxy::install(&args, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),

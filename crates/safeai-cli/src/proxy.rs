@@ -11,21 +11,20 @@ use safeai_core::secrets::Secrets;
 
 use crate::{AllowlistArgs, Failed};
 
-/// Squid's external ACL helper for the SNI check: one answer per line, flushed at once
-/// (Squid waits for it), until Squid closes the pipe.
-pub fn sni_check() -> Result<(), Failed> {
+/// One of Squid's external ACL helpers: one answer per line from `judge`, flushed at
+/// once (Squid waits for it), until Squid closes the pipe.
+pub fn helper(name: &str, judge: fn(&str) -> String) -> Result<(), Failed> {
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lines() {
         let line = line.map_err(|e| {
-            eprintln!("safeai proxy sni-check: cannot read from Squid: {e}");
+            eprintln!("safeai proxy {name}: cannot read from Squid: {e}");
             Failed
         })?;
-        let answer = safeai_core::tls::sni_check(&line);
-        writeln!(stdout, "{answer}")
+        writeln!(stdout, "{}", judge(&line))
             .and_then(|()| stdout.flush())
             .map_err(|e| {
-                eprintln!("safeai proxy sni-check: cannot answer Squid: {e}");
+                eprintln!("safeai proxy {name}: cannot answer Squid: {e}");
                 Failed
             })?;
     }

@@ -50,12 +50,41 @@ pub struct CredentialHeader {
     pub value: ValueTemplate,
 }
 
-/// Path forms that could name another resource once the upstream decodes or normalizes
-/// them: encoded dots, slashes, backslashes, NULs and percent signs, a raw backslash,
-/// an empty segment, a `.` or `..` segment. Checked on the path only (before any `?`),
-/// case-insensitively. Dots and `?` sit in brackets and the backslash is escaped, so
-/// the regex reads the same in POSIX ERE (Squid) and Rust's `regex` (the tests).
-pub const AMBIGUOUS_PATH: &str = "^[^?]*(%2[ef]|%5c|%00|%25|\\\\|//|/[.][.]?(/|[?]|$))";
+/// Whether a request's path, as the client sent it (not decoded), could name another
+/// resource once the upstream decodes or normalizes it: an encoded dot, slash,
+/// backslash, NUL, percent sign, `?` or `#`; a raw backslash; an empty segment; a `.` or
+/// `..` segment. Checked on the path only, before any `?`.
+///
+/// Squid's own regex ACLs match the *decoded* path (checked with Squid 5.7: `%2f`
+/// reaches `urlpath_regex` as `/`), so this check runs as the external ACL helper
+/// `safeai proxy path-check` on `%>rp`, the path as received.
+pub fn ambiguous_path(raw: &str) -> bool {
+    let path = raw.split('?').next().unwrap_or(raw);
+    let lower = path.to_ascii_lowercase();
+    ["%2e", "%2f", "%5c", "%00", "%25", "%3f", "%23"]
+        .iter()
+        .any(|e| lower.contains(e))
+        || path.contains('\\')
+        || path.contains("//")
+        || path.split('/').skip(1).any(|seg| seg == "." || seg == "..")
+}
+
+/// One answer of the path helper (`safeai proxy path-check`), which Squid's
+/// `external_acl_type` runs with `%>rp`: `ID PATH -` in (the path as the client sent
+/// it, `-` for the ACL's empty arguments), `ID OK` (ambiguous: the ACL matches, the request is
+/// refused) or `ID ERR` out. A line it cannot read is OK: refused, fail closed.
+pub fn path_check(line: &str) -> String {
+    let mut fields = line.split_ascii_whitespace();
+    let id = fields.next().unwrap_or("0");
+    let ambiguous = match (fields.next(), fields.next(), fields.next()) {
+        // Squid passes `%>rp` as received (checked with Squid 5.7: `%2f` arrives as
+        // `%2f`), so the field is judged as it is; a character Squid escapes itself
+        // (a backslash as `%5C`) is refused either way.
+        (Some(path), None | Some("-"), None) => ambiguous_path(path),
+        _ => true,
+    };
+    format!("{id} {}", if ambiguous { "OK" } else { "ERR" })
+}
 
 impl Decryption {
     /// What `allowlist`'s rules and credentials need.
@@ -170,9 +199,7 @@ impl Decryption {
             "acl ruled dstdomain {}",
             self.outer_ruled().join(" ")
         ));
-        lines.push(format!(
-            "acl ambiguous_path urlpath_regex -i {AMBIGUOUS_PATH}"
-        ));
+        lines.push("acl ambiguous_path external safeai_path".to_owned());
         for m in self.methods() {
             lines.push(format!("acl method_{m} method {}", m.wire().join(" ")));
         }
@@ -400,11 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ambiguous_path_regex_catches_every_form() {
-        let re = regex::RegexBuilder::new(AMBIGUOUS_PATH)
-            .case_insensitive(true)
-            .build()
-            .unwrap();
+    fn ambiguous_paths_are_every_form_that_decodes_to_another_path() {
         for bad in [
             "/a/../b",
             "/a/..",
@@ -422,8 +445,10 @@ mod tests {
             "/a%00",
             "/a%252e",
             "/a/..?x",
+            "/a%3fb",
+            "/a%23b",
         ] {
-            assert!(re.is_match(bad), "{bad}");
+            assert!(ambiguous_path(bad), "{bad}");
         }
         for good in [
             "/a/b",
@@ -434,8 +459,26 @@ mod tests {
             "/a?x=/../",
             "/",
             "/a/b.git",
+            "/a%20b",
         ] {
-            assert!(!re.is_match(good), "{good}");
+            assert!(!ambiguous_path(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn the_path_helper_answers_ok_for_ambiguous_paths_and_fails_closed() {
+        for (line, want) in [
+            // As Squid sends it: the path URL-encoded, then the ACL's empty arguments.
+            ("1 /repos/acme/x%2fy -", "1 OK"),
+            ("2 /repos/acme/x -", "2 ERR"),
+            ("3 /repos/acme/x?q=%2f -", "3 ERR"),
+            ("4 /a/%2E%2E/b -", "4 OK"),
+            ("5 /a%5Cb -", "5 OK"),
+            ("6", "6 OK"),
+            ("7 /a /b -", "7 OK"),
+            ("", "0 OK"),
+        ] {
+            assert_eq!(path_check(line), want, "{line:?}");
         }
     }
 }

@@ -74,6 +74,7 @@ struct SquidContext<'a> {
     opaque_marker: String,
     reply_headers: Vec<String>,
     request_headers: Vec<String>,
+    path_check: bool,
 }
 
 /// The TLS and access decisions for `allowlist` under `settings`.
@@ -133,6 +134,7 @@ pub fn render_squid_with(
             opaque_marker: plan.opaque_marker(),
             reply_headers: plan.reply_header_lines(),
             request_headers: plan.decryption.request_header_lines(secrets),
+            path_check: !plan.decryption.ruled.is_empty(),
         },
     )
 }

@@ -215,8 +215,8 @@ impl DenyReason {
             DenyReason::Rule => "no rule for %H allows %M %U.",
             DenyReason::AmbiguousPath => {
                 "the path could mean another path once decoded (`..` or `.`\n\
-                 segments, `//`, a backslash, %%2e, %%2f, %%5c, %%25 or %%00), and\n\
-                 %H's requests are checked against rules."
+                 segments, `//`, a backslash, %%2e, %%2f, %%5c, %%25, %%00, %%3f or\n\
+                 %%23), and %H's requests are checked against rules."
             }
             DenyReason::OtherHost => {
                 "this request names %H, but it travels inside a connection\n\
@@ -636,7 +636,7 @@ pub fn sni_check(line: &str) -> String {
 }
 
 /// A field as Squid's helper protocol sends it: `-` for none, `%XX` escapes.
-fn squid_decode(field: &str) -> Option<String> {
+pub(crate) fn squid_decode(field: &str) -> Option<String> {
     if field == "-" || field.is_empty() {
         return None;
     }

@@ -391,18 +391,27 @@ pub fn the_secret_never_reaches_the_sandbox_or_a_log(s: &Stack) -> Result<(), St
         || format!("the sandbox's E2E_API_KEY / E2E_TOKEN: {env:?}"),
     )?;
     // Files, environments and command lines of every process: none holds it. As root, so
-    // nothing is out of the search's reach.
+    // nothing is out of the search's reach. The patterns travel base64-encoded and reach
+    // grep through a pipe, so that the search's own command lines do not hold them.
+    let patterns = format!("{secret}\n{}\n", secret.replace("key", "token"));
     let out = s.exec(
         "sandbox",
         "root",
         &format!(
-            "timeout 300 grep -rlsF -e '{secret}' -e '{token}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; \
-             for p in /proc/[0-9]*; do cat $p/environ $p/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -F -e '{secret}' -e '{token}' && echo in $p; done; \
+            "pat=$(printf %s '{}' | base64 -d); echo \"decoded=${{#pat}}\"; \
+             timeout 300 grep -rlsF -f <(printf '%s' \"$pat\") / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; \
+             for p in /proc/[0-9]*; do cat $p/environ $p/cmdline 2>/dev/null | tr '\\0' '\\n' \
+             | grep -qF -f <(printf '%s' \"$pat\") && echo in $p: $(tr '\\0' ' ' < $p/cmdline); done; \
              ls /etc/safe-ai/secrets 2>&1; echo searched",
-            token = secret.replace("key", "token")
+            base64(&patterns)
         ),
     );
     let found = text(&out.stdout);
+    // The control: the patterns arrived whole (a broken decoding would find nothing).
+    let decoded = format!("decoded={}\n", patterns.len() - 1);
+    let found = found.strip_prefix(&decoded).ok_or_else(|| {
+        format!("the search's patterns did not arrive whole (want {decoded:?}): {found}")
+    })?;
     ensure(
         found.ends_with("No such file or directory\nsearched\n") && found.lines().count() == 2,
         || format!("the secret (or the secrets directory) is visible in the sandbox:\n{found}"),
@@ -576,4 +585,22 @@ pub fn rule_and_credential_changes_take_effect_on_reload_and_a_missing_secret_ch
     ensure(curl(s, path)? == "403 rule", || {
         "the restored allowlist does not refuse /repos/other".into()
     })
+}
+
+/// Standard base64, for handing a string to a shell without writing it out.
+fn base64(text: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
