@@ -238,6 +238,8 @@ pub fn ambiguous_paths_are_refused_on_ruled_hosts(s: &Stack) -> Result<(), Strin
         "/repos/acme//x",
         "/repos/acme/x%00",
         "/repos/acme/x%252e%252e",
+        "/repos/acme/x%3f/y",
+        "/repos/acme/x%23y",
     ];
     let requests: Vec<String> = forms
         .iter()
