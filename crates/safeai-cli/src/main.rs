@@ -153,6 +153,24 @@ enum ProxyCommand {
     /// Print the address the SSH forwarder listens on: the proxy's own on the network of
     /// its default route (where the host's published port leads)
     SshAddress,
+    /// The decision log: read Squid's access log and dnsmasq's query log (named pipes),
+    /// write one JSON event per decision to stdout and to FILE (with FILE.1, capped)
+    Tap {
+        /// Squid's access log pipe
+        #[arg(long, value_name = "PIPE")]
+        squid: PathBuf,
+        /// dnsmasq's log pipe
+        #[arg(long, value_name = "PIPE")]
+        dnsmasq: PathBuf,
+        /// The events file
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The cap of FILE and FILE.1 together, in bytes
+        #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+        max_bytes: u64,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -196,6 +214,7 @@ struct Failed;
 mod allow;
 mod ca;
 mod proxy;
+mod tap;
 mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
