@@ -107,6 +107,13 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         #[arg(long)]
         no_reload: bool,
     },
+    /// Print the presets the allowlist can name (`presets: [github, npm]`): each one's
+    /// hosts and the vendor pages they come from
+    #[command(after_help = presets::AFTER_HELP)]
+    Presets {
+        /// Only this preset, such as `github`
+        name: Option<String>,
+    },
     /// Helpers the proxy container runs (not for the host)
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -213,6 +220,7 @@ struct Failed;
 
 mod allow;
 mod ca;
+mod presets;
 mod proxy;
 mod tap;
 mod verify;
@@ -466,6 +474,7 @@ fn run(command: Command) -> Result<(), Failed> {
             print(&artifacts.remove(artifact.file_name()).unwrap_or_default())
         }
         Command::Ca { command } => ca::run(command),
+        Command::Presets { name } => presets::run(name.as_deref()),
     }
 }
 

@@ -44,6 +44,7 @@ fn every_help_text() {
         &["render", "--help"],
         &["reload", "--help"],
         &["allow", "--help"],
+        &["presets", "--help"],
         &["verify", "--help"],
         &["ca", "--help"],
         &["ca", "init", "--help"],
@@ -171,6 +172,70 @@ fn check_lists_the_merged_allowlist_with_provenance() {
     assert_eq!(doc["domains"][0]["tunnel"], "tls");
     assert_eq!(doc["diagnostics"][0]["code"], "covered");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_names_the_preset_of_each_entry_it_brought_in() {
+    let dir = scratch("presets");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "presets: [go]\ndomains:\n  - example.com\n  - sum.golang.org\n",
+    )
+    .unwrap();
+    let out = safeai(&dir, &["check"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "example.com       allowlist.yaml:3:5\n\
+         proxy.golang.org  preset go at allowlist.yaml:1:11\n\
+         sum.golang.org    preset go at allowlist.yaml:1:11\n\
+         3 domains allowed\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "warning: allowlist.yaml:4:5: `sum.golang.org` is listed twice; first at preset go at \
+         allowlist.yaml:1:11\n  = hint: remove one of the two\n"
+    );
+    let out = safeai(&dir, &["check", "--format", "json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["domains"][1]["origin"],
+        "preset go at allowlist.yaml:1:11"
+    );
+
+    std::fs::write(dir.join("allowlist.yaml"), "presets: [golang]\n").unwrap();
+    let out = safeai(&dir, &["check"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: allowlist.yaml:1:11: unknown preset `golang`\n  = hint: the presets are"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn presets_prints_every_preset_or_one() {
+    let out = safeai(&repo(), &["presets"], &[]);
+    assert!(out.status.success());
+    insta::assert_snapshot!("presets", text(&out.stdout));
+    let out = safeai(&repo(), &["presets", "pypi"], &[]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with("pypi: PyPI, the Python package index (pip, uv, poetry)\n  files.pythonhosted.org\n  pypi.org\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = safeai(&repo(), &["presets", "pipy"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: unknown preset `pipy`\n  = hint: did you mean `pypi`?"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

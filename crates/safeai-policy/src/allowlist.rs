@@ -108,14 +108,19 @@ pub fn check(sources: &[Source]) -> Result<Checked, Rejected> {
             }
         }
     }
+    // Source order: sources come in order and origins order like them (file, then
+    // variable); the stable sort keeps the order of several findings on one entry.
+    // A preset's entries sort at the place the preset is named.
+    fn key(d: &Diagnostic) -> (bool, Option<&Origin>) {
+        let listed = d.origin.as_ref().map(Origin::listed);
+        (listed.is_none(), listed)
+    }
     if diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.sort_by(|a, b| key(a).cmp(&key(b)));
         return Err(Rejected { diagnostics });
     }
     let allowlist = Allowlist::normalize(valid, &mut diagnostics);
-    // Source order: sources come in order and origins order like them (file, then
-    // variable); the stable sort keeps the order of several findings on one entry.
-    diagnostics
-        .sort_by(|a, b| (a.origin.is_none(), &a.origin).cmp(&(b.origin.is_none(), &b.origin)));
+    diagnostics.sort_by(|a, b| key(a).cmp(&key(b)));
     if allowlist.is_empty() {
         diagnostics.push(Diagnostic::warning(None, Warning::EmptyAllowlist));
     }

@@ -230,7 +230,27 @@ pub enum Error {
         /// What was found, with its article.
         found: &'static str,
     },
-    /// The file is not valid YAML, or has a key other than `domains`.
+    /// A name in `presets` that is not a preset (`presets: [githb]`).
+    #[error("unknown preset `{}`", Shown(name))]
+    UnknownPreset {
+        /// The name as written.
+        name: String,
+        /// The preset it is probably a typo of.
+        suggestion: Option<&'static str>,
+    },
+    /// An item of `presets` that is not a string.
+    #[error("preset is {found}, not a preset name")]
+    PresetNotAString {
+        /// What was found, with its article.
+        found: &'static str,
+    },
+    /// `presets` is not a list (`presets: github`).
+    #[error("`presets` must be a list of preset names, found {found}")]
+    PresetsWrongShape {
+        /// What was found, with its article.
+        found: &'static str,
+    },
+    /// The file is not valid YAML, or has a key other than `domains` and `presets`.
     #[error("{}", Shown(message))]
     Yaml {
         /// The parser's message.
@@ -333,7 +353,18 @@ impl Error {
                 format!("quote it if it is meant as a name: \"{shown}\"")
             }
             Error::WrongShape { .. } => "write a list: `domains: [github.com]` or one `- github.com` per line".into(),
-            Error::Yaml { .. } => "the file has one key, `domains`, holding a list of names".into(),
+            Error::UnknownPreset { suggestion, .. } => {
+                let known = crate::presets::names().collect::<Vec<_>>().join(", ");
+                match suggestion {
+                    Some(s) => format!("did you mean `{s}`? the presets are {known}"),
+                    None => format!("the presets are {known}; `safeai presets` shows their hosts"),
+                }
+            }
+            Error::PresetNotAString { .. } => "write each preset's name as a string: `presets: [github, npm]`".into(),
+            Error::PresetsWrongShape { .. } => "write a list: `presets: [github, npm]` or one `- github` per line".into(),
+            Error::Yaml { .. } => {
+                "the file's keys are `domains` (a list of names) and `presets` (a list of preset names)".into()
+            }
             Error::TooComplex { .. } => "write the list out without YAML aliases".into(),
             Error::FileNotFound => "check the path given with --allowlist or SAFE_AI_ALLOWLIST".into(),
             Error::Io { .. } => "check the file's permissions".into(),
@@ -373,6 +404,9 @@ impl Error {
             Error::EntryWithoutDomain => "entry-without-domain",
             Error::DomainNotAString { .. } => "domain-not-a-string",
             Error::WrongShape { .. } => "wrong-shape",
+            Error::UnknownPreset { .. } => "unknown-preset",
+            Error::PresetNotAString { .. } => "preset-not-a-string",
+            Error::PresetsWrongShape { .. } => "presets-wrong-shape",
             Error::Yaml { .. } => "yaml",
             Error::TooComplex { .. } => "too-complex",
             Error::FileNotFound => "file-not-found",
@@ -430,6 +464,14 @@ pub enum Warning {
         /// Where the broader domain was listed.
         at: Origin,
     },
+    /// The same preset named again in `presets`; it is used once.
+    #[error("preset `{name}` is listed twice; first at {first}")]
+    PresetRepeated {
+        /// The preset.
+        name: &'static str,
+        /// Where it was named first.
+        first: Origin,
+    },
     /// The default allowlist file does not exist.
     #[error("no allowlist file at the default path")]
     DefaultFileMissing,
@@ -459,7 +501,9 @@ impl Warning {
             Warning::SuffixesBelow { domain } => {
                 format!("allow only the hosts you need under `{domain}`, each by its full name")
             }
-            Warning::Duplicate { .. } => "remove one of the two".into(),
+            Warning::Duplicate { .. } | Warning::PresetRepeated { .. } => {
+                "remove one of the two".into()
+            }
             Warning::Covered { by, .. } => {
                 format!("remove the entry: `{by}` already includes its subdomains")
             }
@@ -482,6 +526,7 @@ impl Warning {
             Warning::PrivateSuffix { .. } => "private-suffix",
             Warning::SuffixesBelow { .. } => "suffixes-below",
             Warning::Duplicate { .. } => "duplicate",
+            Warning::PresetRepeated { .. } => "preset-repeated",
             Warning::Covered { .. } => "covered",
             Warning::DefaultFileMissing => "default-file-missing",
             Warning::EmptyAllowlist => "empty-allowlist",

@@ -57,7 +57,8 @@ impl std::error::Error for EditError {}
 ///   domain after its last entry, indented like it;
 /// - a flow list (`[a.com, b.com]`, `[]`) gets the names after its `[`;
 /// - a null `domains` (`domains:`, `domains: ~`, `domains:  # none yet`) becomes a block list;
-/// - a file without `domains` (empty, comments only) gets a `domains:` block list at its end.
+/// - a file without `domains` (empty, comments only, `presets:` only) gets a `domains:`
+///   block list at its end.
 ///
 /// New lines use the file's line ending (CRLF stays CRLF). `name` is the file's name, for
 /// messages.
@@ -86,7 +87,10 @@ fn splice(text: &str, new: &[Domain]) -> Result<String, EditError> {
     let byte = CharToByte::new(text);
     let mut out = text.to_owned();
     match shape.value {
-        None if shape.has_mapping => return Err(EditError::Layout("a map without `domains`")),
+        // A block map without `domains` (only `presets:`) gets the key at its end.
+        None if shape.flow_mapping => {
+            return Err(EditError::Layout("a flow map without `domains`"));
+        }
         None => {
             if !out.is_empty() && !out.ends_with(['\n', '\r']) {
                 out.push_str(eol);
@@ -240,8 +244,8 @@ enum Value {
 /// What the parser says about the top of the file.
 #[derive(Default)]
 struct Shape {
-    /// The file has a top-level map.
-    has_mapping: bool,
+    /// The file's top-level map is a flow map (`{…}`).
+    flow_mapping: bool,
     /// The `domains` key.
     key: Option<Marker>,
     value: Option<Value>,
@@ -350,7 +354,8 @@ impl MarkedEventReceiver for Shape {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 self.depth += 1;
                 if self.depth == 1 {
-                    self.has_mapping = matches!(ev, Event::MappingStart(..));
+                    self.flow_mapping = matches!(ev, Event::MappingStart(..))
+                        && self.char_at(mark.index()) == Some('{');
                     self.expect_key = true;
                 }
             }
@@ -475,6 +480,27 @@ mod tests {
         assert_eq!(
             ok(text, &["pypi.org"]),
             "domains:\n  - {domain: ssh.github.com,\n     tunnel: opaque}\n  - pypi.org\n"
+        );
+    }
+
+    #[test]
+    fn a_file_of_presets_only_gets_a_domains_list() {
+        assert_eq!(
+            ok("presets: [github]\n", &["b.com"]),
+            "presets: [github]\ndomains:\n  - b.com\n"
+        );
+        assert_eq!(
+            ok("presets:\n  - npm\n  - pypi", &["b.com"]),
+            "presets:\n  - npm\n  - pypi\ndomains:\n  - b.com\n"
+        );
+        assert!(matches!(
+            add("{presets: [npm]}\n", &["b.com"]),
+            Err(EditError::Layout("a flow map without `domains`"))
+        ));
+        // Next to presets, the list itself is extended as always.
+        assert_eq!(
+            ok("presets: [npm]\ndomains: [a.com]\n", &["b.com"]),
+            "presets: [npm]\ndomains: [b.com, a.com]\n"
         );
     }
 

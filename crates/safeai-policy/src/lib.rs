@@ -25,6 +25,7 @@ mod domain;
 mod edit;
 mod options;
 mod origin;
+pub mod presets;
 mod source;
 
 pub use allowlist::{Allowlist, Checked, Entry, Rejected, check};

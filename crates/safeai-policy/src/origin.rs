@@ -19,7 +19,8 @@ pub struct Position {
 /// The provenance of an entry or of a diagnostic.
 ///
 /// Displayed the way editors and terminals link to it: `allowlist.yaml:12:5`,
-/// `SAFE_AI_DEFAULT_DOMAINS[3]`.
+/// `SAFE_AI_DEFAULT_DOMAINS[3]`; an entry a preset brought in as
+/// `preset github at allowlist.yaml:2:12`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
     /// A file, at a position when one is known.
@@ -42,6 +43,13 @@ pub enum Origin {
         /// Index in the list, from 0.
         index: usize,
     },
+    /// An entry of a preset ([`crate::presets`]), named at `at`.
+    Preset {
+        /// The preset's name, such as `github`.
+        name: &'static str,
+        /// Where the preset was named (`presets: [github]` in a file).
+        at: Box<Origin>,
+    },
 }
 
 impl Origin {
@@ -60,6 +68,24 @@ impl Origin {
             position: Some(Position { line, column }),
         }
     }
+
+    /// The name of the preset that brought the entry in, if one did.
+    pub fn preset(&self) -> Option<&'static str> {
+        match self {
+            Origin::Preset { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Where the entry was written down: for a preset's entry, where the preset was
+    /// named; otherwise the origin itself. Messages are sorted by it, so that a preset's
+    /// findings come at the preset's line.
+    pub fn listed(&self) -> &Origin {
+        match self {
+            Origin::Preset { at, .. } => at.listed(),
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Origin {
@@ -75,6 +101,7 @@ impl fmt::Display for Origin {
             } => write!(f, "{}:{}:{}", Escaped(path), p.line, p.column),
             Origin::Env { var, index } => write!(f, "{}[{index}]", Escaped(var)),
             Origin::Code { index } => write!(f, "code[{index}]"),
+            Origin::Preset { name, at } => write!(f, "preset {name} at {at}"),
         }
     }
 }

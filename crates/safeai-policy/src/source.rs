@@ -271,17 +271,20 @@ fn read_list(var: &str, value: &str) -> Vec<RawEntry> {
 
 /// The file's shape. serde enforces it (unknown keys are errors); the positions of the
 /// entries come from a second, event-level pass, since serde_yaml keeps no spans.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileShape {
     #[serde(default)]
     domains: Option<Domains>,
+    /// Names of [`crate::presets`], checked and expanded by `presets::read`.
+    #[serde(default)]
+    presets: Option<serde_yaml::Value>,
 }
 
 fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawEntry> {
     let name: Arc<str> = Arc::from(name);
     let shape: FileShape = if text.trim().is_empty() {
-        FileShape { domains: None }
+        FileShape::default()
     } else {
         match serde_yaml::from_str(text) {
             Ok(shape) => shape,
@@ -296,20 +299,23 @@ fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<R
         Some(m) => Origin::file_at(name.clone(), m.line(), m.col() + 1),
         None => Origin::file(name.clone()),
     };
+    // A preset's entries come first: a name also listed by hand is then the duplicate,
+    // and the warning points at the line to remove.
+    let mut entries = crate::presets::read(&name, text, shape.presets, diagnostics);
     let items = match shape.domains {
-        None | Some(Domains::Null) => return Vec::new(),
+        None | Some(Domains::Null) => return entries,
         Some(Domains::List(items)) => items,
         Some(Domains::Other(found)) => {
             diagnostics.push(Diagnostic::error(
                 origin_at(marks.domains_value),
                 Error::WrongShape { found },
             ));
-            return Vec::new();
+            return entries;
         }
     };
     // The fields of map entries, in file order, matched to entries by their item index.
     let mut fields = marks.fields.iter().peekable();
-    items
+    let listed: Vec<RawEntry> = items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
@@ -333,7 +339,9 @@ fn read_yaml(name: &str, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<R
                 }
             }
         })
-        .collect()
+        .collect();
+    entries.extend(listed);
+    entries
 }
 
 /// An entry written as a map, with each problem at its key or value (`fields`, by the

@@ -1,7 +1,7 @@
 //! The laws of the policy, as property tests.
 
 use proptest::prelude::*;
-use safeai_policy::{Allowlist, Domain, Origin, Source, Tunnel, check};
+use safeai_policy::{Allowlist, Domain, Origin, Source, Tunnel, check, presets};
 
 /// Labels from a small alphabet, so that generated names often overlap.
 fn label() -> impl Strategy<Value = String> {
@@ -69,8 +69,93 @@ fn tunnels_of(a: &Allowlist) -> Vec<(String, Tunnel)> {
         .collect()
 }
 
+/// A host of some preset, or a name under one, or an unrelated name: lists that overlap
+/// the presets in every way (equal, covered, covering, apart).
+fn near_presets() -> impl Strategy<Value = String> {
+    let hosts: Vec<&'static str> = presets::ALL
+        .iter()
+        .flat_map(|p| p.domains.iter().copied())
+        .collect();
+    prop_oneof![
+        prop::sample::select(hosts.clone()).prop_map(str::to_owned),
+        (label(), prop::sample::select(hosts)).prop_map(|(l, h)| format!("{l}.{h}")),
+        Just("githubusercontent.com".to_owned()),
+        name(),
+    ]
+}
+
+/// Preset names, with repeats, in any order.
+fn preset_names() -> impl Strategy<Value = Vec<&'static str>> {
+    prop::collection::vec(
+        prop::sample::select(presets::names().collect::<Vec<_>>()),
+        0..6,
+    )
+}
+
+/// A file naming `names` in `presets:` and listing `domains`.
+fn with_presets(names: &[&str], domains: &[String]) -> Allowlist {
+    let text = format!(
+        "presets: [{}]\ndomains: [{}]\n",
+        names.join(", "),
+        domains
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    check(&[Source::Yaml {
+        name: "a.yaml".into(),
+        text,
+    }])
+    .unwrap()
+    .allowlist
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn normalization_with_presets_is_idempotent_and_ignores_order(
+        names in preset_names(),
+        domains in prop::collection::vec(near_presets(), 0..12),
+        hosts in prop::collection::vec(near_presets(), 1..30),
+    ) {
+        let once = with_presets(&names, &domains);
+        // Idempotent: the result, listed again by hand, is itself.
+        prop_assert_eq!(names_of(&allowlist(&names_of(&once))), names_of(&once));
+        prop_assert_eq!(tunnels_of(&with_presets(&[], &names_of(&once))), tunnels_of(&once));
+        // Order-independent: presets and domains reversed, presets repeated.
+        let (mut n, mut d) = (names.clone(), domains.clone());
+        n.reverse();
+        d.reverse();
+        prop_assert_eq!(tunnels_of(&with_presets(&n, &d)), tunnels_of(&once));
+        n.extend(names.iter().copied());
+        prop_assert_eq!(tunnels_of(&with_presets(&n, &d)), tunnels_of(&once));
+        // A preset means its hosts: the allowed set is the union of the two.
+        for host in &hosts {
+            let listed = domains.iter().any(|n| host == n || host.ends_with(&format!(".{n}")));
+            let preset = names.iter().any(|n| presets::get(n).unwrap().allows(host));
+            prop_assert_eq!(once.allows(host), listed || preset, "host {}", host);
+        }
+        // Every entry a preset brought in says so.
+        for e in once.entries() {
+            if let Some(p) = e.origin.preset() {
+                prop_assert!(names.contains(&p), "{} from {}", e.domain, p);
+                prop_assert!(presets::get(p).unwrap().domains.contains(&e.domain.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_presets_list_is_the_identity(domains in prop::collection::vec(near_presets(), 0..12)) {
+        let alone = with_presets(&[], &domains);
+        let list = domains.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
+        for presets in ["presets: []", "presets:", "presets: ~"] {
+            let text = format!("{presets}\ndomains: [{list}]\n");
+            let merged = check(&[Source::Yaml { name: "a.yaml".into(), text }]).unwrap();
+            prop_assert_eq!(&merged.allowlist, &alone);
+        }
+    }
 
     #[test]
     fn normalization_keeps_what_each_host_may_do(
