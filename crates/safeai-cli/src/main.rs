@@ -114,6 +114,58 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         /// Only this preset, such as `github`
         name: Option<String>,
     },
+    /// Show the proxy's decisions, oldest first: every request, CONNECT and DNS query
+    /// it allowed or denied, with the reason or the allowlist entry that decided
+    #[command(
+        after_help = "Run it in the directory of the running stack (it reads the proxy's log with `docker compose exec`), or name a file of events with --events.\n\nExit codes:\n  0  success\n  1  the log could not be read\n  2  usage error"
+    )]
+    Logs {
+        #[command(subcommand)]
+        command: Option<LogsCommand>,
+        /// Denials only
+        #[arg(long)]
+        denied: bool,
+        /// Only since this long ago (30s, 10m, 2h, 1d) or this time (2026-12-02T15:20:38Z)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Keep printing new events as they come
+        #[arg(long, short)]
+        follow: bool,
+        /// Output format: text (one line per decision) or json (the events themselves,
+        /// one per line, as the proxy wrote them)
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the events from FILE instead of the running proxy
+        #[arg(long, value_name = "FILE", global = true)]
+        events: Option<PathBuf>,
+    },
+    /// Turn the denials seen into a proposed change of the allowlist file: the entries to
+    /// add, each with the requests it would have allowed, printed as a diff; `--apply`
+    /// makes it
+    #[command(
+        after_help = "It never opens anything by itself: without --apply nothing changes. It names the denials it will not propose (IP addresses, blocked ranges, SNI mismatches, ports) and why.\n\nExit codes:\n  0  success\n  1  the log or the allowlist could not be read, or the change failed\n  2  usage error"
+    )]
+    Learn {
+        /// Only the denials since this long ago (30s, 10m, 2h, 1d) or this time
+        /// [default: since the last `learn --apply`, else all]
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Add the proposed entries to the allowlist file (as `safeai allow` does) and
+        /// reload the proxy
+        #[arg(long)]
+        apply: bool,
+        /// With --apply, edit the file only; do not reload the proxy
+        #[arg(long, requires = "apply")]
+        no_reload: bool,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the events from FILE instead of the running proxy
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
     /// Helpers the proxy container runs (not for the host)
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -131,6 +183,20 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
     Ca {
         #[command(subcommand)]
         command: ca::CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LogsCommand {
+    /// Denials grouped by registrable domain and by host, with counts, first and last
+    /// seen, and the reasons
+    Summary {
+        /// Only since this long ago (30s, 10m, 2h, 1d) or this time (2026-12-02T15:20:38Z)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -180,7 +246,7 @@ enum ProxyCommand {
     },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
     Json,
@@ -220,6 +286,8 @@ struct Failed;
 
 mod allow;
 mod ca;
+mod learn;
+mod logs;
 mod presets;
 mod proxy;
 mod tap;
@@ -466,6 +534,55 @@ fn run(command: Command) -> Result<(), Failed> {
             proxy::install(&run_dir, &allowlist, true)
         }
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
+        Command::Proxy(ProxyCommand::Tap {
+            squid,
+            dnsmasq,
+            file,
+            max_bytes,
+            allowlist,
+        }) => tap::run(tap::Tap {
+            squid,
+            dnsmasq,
+            file,
+            max_bytes,
+            allowlist,
+        }),
+        Command::Logs {
+            command: Some(LogsCommand::Summary { since, format }),
+            events,
+            ..
+        } => logs::summary(&logs::From::new(events), logs::since(since.as_deref())?, format),
+        Command::Logs {
+            command: None,
+            denied,
+            since,
+            follow,
+            format,
+            events,
+        } => logs::logs(
+            &logs::From::new(events),
+            &logs::Filter {
+                denied,
+                since: logs::since(since.as_deref())?,
+            },
+            follow,
+            format,
+        ),
+        Command::Learn {
+            since,
+            apply,
+            no_reload,
+            format,
+            events,
+            allowlist,
+        } => learn::learn(&learn::Learn {
+            from: logs::From::new(events),
+            since: logs::since(since.as_deref())?,
+            apply,
+            no_reload,
+            format,
+            allowlist,
+        }),
         Command::Render {
             artifact,
             allowlist,

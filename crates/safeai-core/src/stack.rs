@@ -471,6 +471,8 @@ pub mod env {
     pub const PROXY_CPUS: &str = "SAFE_AI_PROXY_CPUS";
     /// The sandbox's OCI runtime.
     pub const RUNTIME: &str = "SAFE_AI_RUNTIME";
+    /// The cap, in bytes, of the proxy's decision log (its file and the previous one).
+    pub const EVENTS_MAX_BYTES: &str = "SAFE_AI_EVENTS_MAX_BYTES";
 }
 
 impl ProxySettings {
@@ -740,6 +742,22 @@ pub struct Stack {
     pub upstream_ca: Knob<&'static str>,
     /// Where the proxy sees that file.
     pub upstream_ca_target: &'static str,
+    /// What Docker keeps of each service's stdout and stderr.
+    pub docker_logs: DockerLogs,
+    /// The cap of the proxy's decision log file (`safeai logs`), in bytes: the file and
+    /// its previous part together (`SAFE_AI_EVENTS_MAX_BYTES`).
+    pub events_max_bytes: Knob<u64>,
+}
+
+/// Docker's log of a service, bounded: `json-file` (what `docker compose logs` reads
+/// everywhere), rotated at `max_size`, `max_files` files kept. Without it, a flood of
+/// denied requests would fill the host's disk with the proxy's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerLogs {
+    /// One file's size.
+    pub max_size: Mebibytes,
+    /// How many files are kept.
+    pub max_files: u32,
 }
 
 impl Default for Stack {
@@ -833,6 +851,13 @@ impl Default for Stack {
                         size: Mebibytes(64),
                         mode: "755",
                     },
+                    // The decision log: its cap (SAFE_AI_EVENTS_MAX_BYTES) is the tap's; a
+                    // tmpfs of its own keeps a larger cap from crowding the others.
+                    Tmpfs {
+                        path: "/var/log/safe-ai",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
                 ],
                 memory: knob(env::PROXY_MEMORY, "512m".into()),
                 cpus: knob(env::PROXY_CPUS, "1".into()),
@@ -883,6 +908,11 @@ impl Default for Stack {
             },
             upstream_ca: knob(env::UPSTREAM_CA, "/dev/null"),
             upstream_ca_target: "/etc/safe-ai/upstream-ca.pem",
+            docker_logs: DockerLogs {
+                max_size: Mebibytes(10),
+                max_files: 3,
+            },
+            events_max_bytes: knob(env::EVENTS_MAX_BYTES, 8 << 20),
         }
     }
 }

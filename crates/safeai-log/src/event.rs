@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use safeai_policy::Allowlist;
+use safeai_policy::{Allowlist, Escaped};
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
@@ -182,6 +182,58 @@ impl Event {
         out
     }
 
+    /// The event as one line for a terminal: time, decision, kind, what was asked, and
+    /// why (the reason, or the entry that allowed it and where it was listed). Text from
+    /// the client is escaped ([`Escaped`]).
+    pub fn to_text(&self) -> String {
+        let e = |s: &str| Escaped(s).to_string();
+        let target = match self.port {
+            Some(p) => format!("{}:{p}", e(&self.host)),
+            None => e(&self.host),
+        };
+        let what = match self.kind {
+            Kind::Dns => format!("{} {target}", self.query.as_deref().map_or("?".into(), e)),
+            Kind::Connect => match self.sni.as_deref() {
+                Some(sni) if !sni.eq_ignore_ascii_case(&self.host) => {
+                    format!("{target} (sni {})", e(sni))
+                }
+                _ => target,
+            },
+            Kind::Http | Kind::Https => format!(
+                "{} {target}{}",
+                self.method.as_deref().map_or("?".into(), e),
+                self.path.as_deref().map(e).unwrap_or_default()
+            ),
+        };
+        let why = match (self.decision, &self.entry, &self.origin) {
+            (Decision::Denied, _, _) => {
+                let mut why = self.reason.clone().unwrap_or_else(|| "denied".into());
+                if let Some(rule) = &self.rule {
+                    let _ = write!(why, " (rule {})", e(rule));
+                }
+                why
+            }
+            (Decision::Allowed, Some(entry), Some(origin)) => {
+                format!("{} ({})", e(entry), e(origin))
+            }
+            (Decision::Allowed, _, _) => String::new(),
+        };
+        let mut line = format!(
+            "{}  {:<7}  {:<7}  {what}  {why}",
+            self.time.short(),
+            match self.decision {
+                Decision::Allowed => "allowed",
+                Decision::Denied => "DENIED",
+            },
+            self.kind.as_str(),
+        );
+        if let Some(b) = self.bytes.filter(|&b| b > 0 && self.decision == Decision::Allowed) {
+            let _ = write!(line, "  {b} B");
+        }
+        line.truncate(line.trim_end().len());
+        line
+    }
+
     /// Reads a line written by [`Event::to_line`].
     ///
     /// # Errors
@@ -279,6 +331,26 @@ mod tests {
         // A later version's extra fields do not stop this one from reading the line.
         let newer = r#"{"v":1,"time":"1970-01-01T00:00:00.000Z","kind":"dns","client":"10.0.0.1","host":"evil.test","decision":"denied","new":1}"#;
         assert_eq!(Event::from_line(newer).unwrap(), e);
+    }
+
+    #[test]
+    fn text_lines_read_well_and_stay_escaped() {
+        let lines: Vec<String> = crate::squid::tests::REAL
+            .iter()
+            .map(|(line, _)| match crate::squid::parse(line) {
+                Ok(crate::squid::Parsed::Event(mut e)) => {
+                    if e.host == "api.allowed.test" {
+                        e.entry = Some("api.allowed.test".into());
+                        e.origin = Some("allowlist.yaml:3:5".into());
+                    }
+                    e.to_text()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        insta::assert_snapshot!(lines.join("\n"));
+        assert_eq!(hostile().to_text().lines().count(), 1);
+        assert!(!hostile().to_text().contains('\u{1b}'));
     }
 
     #[test]

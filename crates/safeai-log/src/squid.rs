@@ -162,12 +162,12 @@ fn parse_ts(ts: &str) -> Option<Timestamp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Lines captured from the running proxy (Squid 5.7, bookworm's squid-openssl) for
     /// each kind of decision, with the event each becomes.
-    const REAL: &[(&str, &str)] = &[
+    pub(crate) const REAL: &[(&str, &str)] = &[
         // Allowed HTTPS: the spliced tunnel's start (at the SNI check), then its end.
         (
             "ts=1796225068.104 client=172.30.49.3 method=CONNECT scheme=- host=api.allowed.test port=443 path=- status=200 action=NONE_NONE bytes=0 ms=9 sni=api.allowed.test tls=splice reason=-",
