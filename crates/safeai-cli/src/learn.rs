@@ -69,7 +69,11 @@ pub fn learn(args: &Learn) -> Result<(), Failed> {
     let names: Vec<String> = domains.iter().map(|d| d.as_str().to_owned()).collect();
     crate::allow::allow(&names, &file)?;
     // The next `learn` starts after the newest denial this one saw.
-    let upto = seen.iter().map(|e| e.time).max().unwrap_or_else(Timestamp::now);
+    let upto = seen
+        .iter()
+        .map(|e| e.time)
+        .max()
+        .unwrap_or_else(Timestamp::now);
     if let Err(e) = std::fs::write(&mark, format!("{}\n", Timestamp(upto.millis() + 1))) {
         eprintln!("warning: cannot write {}: {e}", mark.display());
     }

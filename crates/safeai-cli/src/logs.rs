@@ -94,12 +94,14 @@ pub fn read(from: &From) -> Result<Vec<Event>, Failed> {
             Failed
         })?,
         From::Compose => {
-            let out = compose_exec(&format!("cat {EVENTS_FILE}.1 2>/dev/null; cat {EVENTS_FILE}"))
-                .output()
-                .map_err(|e| {
-                    eprintln!("error: cannot run `docker compose exec`: {e}");
-                    Failed
-                })?;
+            let out = compose_exec(&format!(
+                "cat {EVENTS_FILE}.1 2>/dev/null; cat {EVENTS_FILE}"
+            ))
+            .output()
+            .map_err(|e| {
+                eprintln!("error: cannot run `docker compose exec`: {e}");
+                Failed
+            })?;
             if !out.status.success() {
                 eprint!("{}", String::from_utf8_lossy(&out.stderr));
                 eprintln!(

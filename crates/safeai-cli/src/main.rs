@@ -551,7 +551,11 @@ fn run(command: Command) -> Result<(), Failed> {
             command: Some(LogsCommand::Summary { since, format }),
             events,
             ..
-        } => logs::summary(&logs::From::new(events), logs::since(since.as_deref())?, format),
+        } => logs::summary(
+            &logs::From::new(events),
+            logs::since(since.as_deref())?,
+            format,
+        ),
         Command::Logs {
             command: None,
             denied,

@@ -77,7 +77,10 @@ impl Rotating {
             let mut old = self.path.clone().into_os_string();
             old.push(".1");
             std::fs::rename(&self.path, &old)?;
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.size = 0;
         }
         // One write per line: a reader never sees half an event.
@@ -121,7 +124,9 @@ impl Policy {
         self.seen = self.stamp();
         match check(&crate::sources(&self.args)) {
             Ok(checked) => self.allowlist = checked.allowlist,
-            Err(_) => say!("the allowlist does not check: events keep the entries of the previous one"),
+            Err(_) => {
+                say!("the allowlist does not check: events keep the entries of the previous one")
+            }
         }
     }
 
@@ -185,7 +190,10 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
                 Ok(squid::Parsed::Event(e)) => Some(*e),
                 Ok(squid::Parsed::NoHost) => None,
                 Err(e) => {
-                    say!("not a line of Squid's safeai format ({e}): {}", Escaped(line));
+                    say!(
+                        "not a line of Squid's safeai format ({e}): {}",
+                        Escaped(line)
+                    );
                     None
                 }
             },
@@ -243,7 +251,12 @@ mod tests {
         }
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let old = dir.join("events.jsonl.1");
-        assert!(size(&path) <= 500 && size(&old) <= 500, "{} {}", size(&path), size(&old));
+        assert!(
+            size(&path) <= 500 && size(&old) <= 500,
+            "{} {}",
+            size(&path),
+            size(&old)
+        );
         assert_eq!(size(&old), 500);
         // Whole lines only, in both.
         for p in [&path, &old] {

@@ -465,7 +465,11 @@ fn logs_summary_and_learn_read_a_file_of_events() {
     let dir = scratch("logs");
     let events = dir.join("events.jsonl");
     std::fs::write(&events, EVENTS).unwrap();
-    std::fs::write(dir.join("allowlist.yaml"), "# mine\ndomains:\n  - pypi.org # the index\n").unwrap();
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "# mine\ndomains:\n  - pypi.org # the index\n",
+    )
+    .unwrap();
     let ev = events.to_str().unwrap();
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
@@ -477,11 +481,17 @@ fn logs_summary_and_learn_read_a_file_of_events() {
     let (out, err) = run(&["logs"]);
     assert!(err.contains("1 line(s) are not events"), "{err}");
     insta::assert_snapshot!("logs", out);
-    insta::assert_snapshot!("logs-denied-since", run(&["logs", "--denied", "--since", "2026-12-02T15:24:30Z"]).0);
+    insta::assert_snapshot!(
+        "logs-denied-since",
+        run(&["logs", "--denied", "--since", "2026-12-02T15:24:30Z"]).0
+    );
     // JSON is the events themselves, every line (the page of the denied CONNECT too).
     let json = run(&["logs", "--format", "json"]).0;
     assert_eq!(json.lines().count(), 7);
-    assert!(json.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(
+        json.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
     insta::assert_snapshot!("logs-summary", run(&["logs", "summary"]).0);
     insta::assert_snapshot!("learn", run(&["learn"]).0);
     assert_eq!(

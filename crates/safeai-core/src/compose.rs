@@ -46,7 +46,10 @@ fn logging(logs: &DockerLogs) -> dc::LoggingParameters {
     dc::LoggingParameters {
         driver: Some(s("json-file")),
         options: Some(IndexMap::from([
-            (s("max-size"), dc::SingleValue::String(format!("{}m", logs.max_size.0))),
+            (
+                s("max-size"),
+                dc::SingleValue::String(format!("{}m", logs.max_size.0)),
+            ),
             (s("max-file"), dc::SingleValue::String(s(logs.max_files))),
         ])),
     }
@@ -367,8 +370,16 @@ mod tests {
         for service in ["proxy", "sandbox"] {
             let logging = &t["services"][service]["logging"];
             assert_eq!(logging["driver"], Value::from("json-file"), "{service}");
-            assert_eq!(logging["options"]["max-size"], Value::from("10m"), "{service}");
-            assert_eq!(logging["options"]["max-file"], Value::from("3"), "{service}");
+            assert_eq!(
+                logging["options"]["max-size"],
+                Value::from("10m"),
+                "{service}"
+            );
+            assert_eq!(
+                logging["options"]["max-file"],
+                Value::from("3"),
+                "{service}"
+            );
         }
         assert_eq!(
             t["services"]["proxy"]["environment"]["SAFE_AI_EVENTS_MAX_BYTES"],
@@ -376,7 +387,9 @@ mod tests {
         );
         let tmpfs = t["services"]["proxy"]["tmpfs"].as_sequence().unwrap();
         assert!(
-            tmpfs.iter().any(|m| m.as_str().unwrap().starts_with("/var/log/safe-ai:")),
+            tmpfs
+                .iter()
+                .any(|m| m.as_str().unwrap().starts_with("/var/log/safe-ai:")),
             "{tmpfs:?}"
         );
     }

@@ -26,8 +26,9 @@ pub use proxy::{
 };
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
-    DockerLogs, Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PrivateException, ProxySettings,
-    Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges, cidr_difference, env,
+    DockerLogs, Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PrivateException,
+    ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges,
+    cidr_difference, env,
 };
 pub use tls::render_error_pages;
 

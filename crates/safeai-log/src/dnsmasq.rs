@@ -85,7 +85,9 @@ impl Parser {
         let (verb, rest) = what.split_once(' ').unwrap_or((what, ""));
         let outcome = match verb {
             "config" => match rest.rsplit_once(" is ") {
-                Some((_, answer)) if answer.starts_with("error") || answer.starts_with("REFUSED") => {
+                Some((_, answer))
+                    if answer.starts_with("error") || answer.starts_with("REFUSED") =>
+                {
                     "refused"
                 }
                 Some(_) => "sinkholed",
@@ -107,11 +109,21 @@ impl Parser {
         } else {
             Decision::Denied
         };
-        let mut e = Event::new(now, Kind::Dns, &q.client, &q.name.to_ascii_lowercase(), decision);
+        let mut e = Event::new(
+            now,
+            Kind::Dns,
+            &q.client,
+            &q.name.to_ascii_lowercase(),
+            decision,
+        );
         e.query = Some(q.qtype);
         e.result = Some(outcome.to_owned());
         if decision == Decision::Denied {
-            e.reason = Some(safeai_core::tls::DenyReason::NotAllowlisted.code().to_owned());
+            e.reason = Some(
+                safeai_core::tls::DenyReason::NotAllowlisted
+                    .code()
+                    .to_owned(),
+            );
         }
         Line::Event(Box::new(e))
     }
@@ -187,16 +199,36 @@ mod tests {
         ]);
         let t = r#""v":1,"time":"2026-12-02T15:21:36.000Z","kind":"dns","client":"172.30.49.3""#;
         let want = [
-            format!(r#"{{{t},"host":"evil.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"api.allowed.test","query":"A","decision":"allowed","result":"forwarded"}}"#),
-            format!(r#"{{{t},"host":"a b.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"<name unprintable>","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"q\"uote from x.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"upper.evil.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"evil.test","query":"AAAA","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#),
-            format!(r#"{{{t},"host":"api.allowed.test","query":"MX","decision":"allowed","result":"forwarded"}}"#),
-            format!(r#"{{{t},"host":"sub.nope.example.com","query":"TXT","decision":"denied","reason":"not-allowlisted","result":"refused"}}"#),
-            format!(r#"{{{t},"host":"api.allowed.test","query":"A","decision":"allowed","result":"cached"}}"#),
+            format!(
+                r#"{{{t},"host":"evil.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"api.allowed.test","query":"A","decision":"allowed","result":"forwarded"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"a b.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"<name unprintable>","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"q\"uote from x.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"upper.evil.test","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"evil.test","query":"AAAA","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"api.allowed.test","query":"MX","decision":"allowed","result":"forwarded"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"sub.nope.example.com","query":"TXT","decision":"denied","reason":"not-allowlisted","result":"refused"}}"#
+            ),
+            format!(
+                r#"{{{t},"host":"api.allowed.test","query":"A","decision":"allowed","result":"cached"}}"#
+            ),
         ];
         assert_eq!(got, want);
     }
@@ -206,14 +238,23 @@ mod tests {
         let mut p = Parser::new();
         let now = Timestamp(0);
         assert_eq!(p.feed("dnsmasq[69]: cleared cache", now), Line::Other);
-        assert_eq!(p.feed("dnsmasq[69]: warning: no upstream servers configured", now), Line::Other);
+        assert_eq!(
+            p.feed("dnsmasq[69]: warning: no upstream servers configured", now),
+            Line::Other
+        );
         assert_eq!(p.feed("something else entirely", now), Line::Other);
         assert_eq!(
-            p.feed("dnsmasq[69]: 1 10.0.0.1/5 query[A] x.test from 10.0.0.1", now),
+            p.feed(
+                "dnsmasq[69]: 1 10.0.0.1/5 query[A] x.test from 10.0.0.1",
+                now
+            ),
             Line::Query
         );
         // An outcome for no held query makes no event.
-        assert_eq!(p.feed("dnsmasq[69]: 2 10.0.0.1/5 config x.test is 0.0.0.0", now), Line::Query);
+        assert_eq!(
+            p.feed("dnsmasq[69]: 2 10.0.0.1/5 config x.test is 0.0.0.0", now),
+            Line::Query
+        );
         assert_eq!(p.pending(), 1);
     }
 
@@ -221,14 +262,26 @@ mod tests {
     fn pending_queries_are_bounded() {
         let mut p = Parser::new();
         for i in 0..PENDING + 10 {
-            p.feed(&format!("dnsmasq[1]: {i} 10.0.0.1/5 query[A] x.test from 10.0.0.1"), Timestamp(0));
+            p.feed(
+                &format!("dnsmasq[1]: {i} 10.0.0.1/5 query[A] x.test from 10.0.0.1"),
+                Timestamp(0),
+            );
         }
         assert_eq!(p.pending(), PENDING);
         // The oldest went first; the newest still gets its event.
         let newest = PENDING + 9;
-        assert_eq!(p.feed("dnsmasq[1]: 0 10.0.0.1/5 config x.test is 0.0.0.0", Timestamp(0)), Line::Query);
+        assert_eq!(
+            p.feed(
+                "dnsmasq[1]: 0 10.0.0.1/5 config x.test is 0.0.0.0",
+                Timestamp(0)
+            ),
+            Line::Query
+        );
         assert!(matches!(
-            p.feed(&format!("dnsmasq[1]: {newest} 10.0.0.1/5 config x.test is 0.0.0.0"), Timestamp(0)),
+            p.feed(
+                &format!("dnsmasq[1]: {newest} 10.0.0.1/5 config x.test is 0.0.0.0"),
+                Timestamp(0)
+            ),
             Line::Event(_)
         ));
     }

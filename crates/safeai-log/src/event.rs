@@ -227,7 +227,10 @@ impl Event {
             },
             self.kind.as_str(),
         );
-        if let Some(b) = self.bytes.filter(|&b| b > 0 && self.decision == Decision::Allowed) {
+        if let Some(b) = self
+            .bytes
+            .filter(|&b| b > 0 && self.decision == Decision::Allowed)
+        {
             let _ = write!(line, "  {b} B");
         }
         line.truncate(line.trim_end().len());
@@ -309,11 +312,18 @@ mod tests {
         let line = e.to_line();
         assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
         assert!(
-            line.chars().all(|c| !c.is_control() && !is_unsafe_in_terminal(c)),
+            line.chars()
+                .all(|c| !c.is_control() && !is_unsafe_in_terminal(c)),
             "{line}"
         );
-        assert!(line.contains(r#""host":"a\"b\\c\nd\re\u001b[31mred""#), "{line}");
-        assert!(line.contains(r#""sni":"x\u009b31m \u202egpj.exe\u2028\u007f""#), "{line}");
+        assert!(
+            line.contains(r#""host":"a\"b\\c\nd\re\u001b[31mred""#),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#""sni":"x\u009b31m \u202egpj.exe\u2028\u007f""#),
+            "{line}"
+        );
         // The forged field is text inside `path`; the decision is still the real one.
         let back = Event::from_line(&line).unwrap();
         assert_eq!(back, e);
@@ -322,7 +332,13 @@ mod tests {
 
     #[test]
     fn absent_fields_are_left_out_and_read_back_as_absent() {
-        let e = Event::new(Timestamp(0), Kind::Dns, "10.0.0.1", "evil.test", Decision::Denied);
+        let e = Event::new(
+            Timestamp(0),
+            Kind::Dns,
+            "10.0.0.1",
+            "evil.test",
+            Decision::Denied,
+        );
         assert_eq!(
             e.to_line(),
             r#"{"v":1,"time":"1970-01-01T00:00:00.000Z","kind":"dns","client":"10.0.0.1","host":"evil.test","decision":"denied"}"#
@@ -377,11 +393,23 @@ mod tests {
             text: "domains:\n  - allowed.test\n  - api.github.com\n".into(),
         }])
         .unwrap();
-        let mut e = Event::new(Timestamp(0), Kind::Connect, "c", "x.Allowed.test", Decision::Allowed);
+        let mut e = Event::new(
+            Timestamp(0),
+            Kind::Connect,
+            "c",
+            "x.Allowed.test",
+            Decision::Allowed,
+        );
         attribute(&mut e, &checked.allowlist);
         assert_eq!(e.entry.as_deref(), Some("allowed.test"));
         assert_eq!(e.origin.as_deref(), Some("allowlist.yaml:2:5"));
-        let mut e = Event::new(Timestamp(0), Kind::Connect, "c", "github.com", Decision::Denied);
+        let mut e = Event::new(
+            Timestamp(0),
+            Kind::Connect,
+            "c",
+            "github.com",
+            Decision::Denied,
+        );
         attribute(&mut e, &checked.allowlist);
         assert_eq!((e.entry, e.origin), (None, None));
     }

@@ -86,7 +86,9 @@ pub fn refusal(reason: &str) -> Option<&'static str> {
         "opaque-tunnel" => {
             "the bytes inside the CONNECT were not TLS: that needs `tunnel: opaque` on the entry, which learn never adds; add it by hand if you mean it"
         }
-        "rule" => "a method/path rule of the entry refused it: learn does not widen rules; edit the rule by hand",
+        "rule" => {
+            "a method/path rule of the entry refused it: learn does not widen rules; edit the rule by hand"
+        }
         _ => "denied for a reason learn does not know",
     })
 }
@@ -110,7 +112,10 @@ pub fn propose<'a>(
         let reason = reason(e);
         let host = e.host.to_ascii_lowercase();
         if let Some(why) = refusal(reason) {
-            refused.entry((host, reason.to_owned())).or_insert((0, why)).0 += 1;
+            refused
+                .entry((host, reason.to_owned()))
+                .or_insert((0, why))
+                .0 += 1;
             continue;
         }
         let Ok(v) = Domain::parse(&host) else {
@@ -129,11 +134,7 @@ pub fn propose<'a>(
             continue;
         }
         let shape = match e.port {
-            Some(port) => format!(
-                "{} {}:{port}",
-                e.method.as_deref().unwrap_or("?"),
-                v.domain
-            ),
+            Some(port) => format!("{} {}:{port}", e.method.as_deref().unwrap_or("?"), v.domain),
             None => format!("{} {}", e.method.as_deref().unwrap_or("?"), v.domain),
         };
         let (_, shapes) = asked
@@ -270,7 +271,13 @@ mod tests {
     use crate::Decision;
 
     fn denied(kind: Kind, method: &str, host: &str, port: Option<u16>, reason: &str) -> Event {
-        let mut e = Event::new(Timestamp(1_796_224_838_000), kind, "c", host, Decision::Denied);
+        let mut e = Event::new(
+            Timestamp(1_796_224_838_000),
+            kind,
+            "c",
+            host,
+            Decision::Denied,
+        );
         e.method = (!method.is_empty()).then(|| method.to_owned());
         e.port = port;
         e.reason = Some(reason.into());
@@ -290,28 +297,92 @@ mod tests {
     fn proposes_the_denied_hosts_and_names_what_it_will_not() {
         use Kind::{Connect, Dns, Http, Https};
         let events = [
-            denied(Connect, "CONNECT", "files.pythonhosted.org", Some(443), "not-allowlisted"),
-            denied(Https, "GET", "files.pythonhosted.org", Some(443), "not-allowlisted"),
-            denied(Connect, "CONNECT", "files.pythonhosted.org", Some(443), "not-allowlisted"),
-            denied(Http, "GET", "Files.Pythonhosted.org", Some(80), "not-allowlisted"),
-            denied(Connect, "CONNECT", "a.b.github.io", Some(443), "not-allowlisted"),
-            denied(Connect, "CONNECT", "registry.npmjs.org", Some(443), "not-allowlisted"),
-            denied(Connect, "CONNECT", "x.registry.npmjs.org", Some(443), "not-allowlisted"),
+            denied(
+                Connect,
+                "CONNECT",
+                "files.pythonhosted.org",
+                Some(443),
+                "not-allowlisted",
+            ),
+            denied(
+                Https,
+                "GET",
+                "files.pythonhosted.org",
+                Some(443),
+                "not-allowlisted",
+            ),
+            denied(
+                Connect,
+                "CONNECT",
+                "files.pythonhosted.org",
+                Some(443),
+                "not-allowlisted",
+            ),
+            denied(
+                Http,
+                "GET",
+                "Files.Pythonhosted.org",
+                Some(80),
+                "not-allowlisted",
+            ),
+            denied(
+                Connect,
+                "CONNECT",
+                "a.b.github.io",
+                Some(443),
+                "not-allowlisted",
+            ),
+            denied(
+                Connect,
+                "CONNECT",
+                "registry.npmjs.org",
+                Some(443),
+                "not-allowlisted",
+            ),
+            denied(
+                Connect,
+                "CONNECT",
+                "x.registry.npmjs.org",
+                Some(443),
+                "not-allowlisted",
+            ),
             denied(Dns, "", "registry.npmjs.org", None, "not-allowlisted"),
             denied(Dns, "", "telemetry.example.com", None, "not-allowlisted"),
             // Allowed since: nothing to add.
             denied(Connect, "CONNECT", "pypi.org", Some(443), "not-allowlisted"),
-            denied(Connect, "CONNECT", "169.254.169.254", Some(443), "ip-address"),
-            denied(Connect, "CONNECT", "metadata.allowed.test", Some(443), "private-address"),
+            denied(
+                Connect,
+                "CONNECT",
+                "169.254.169.254",
+                Some(443),
+                "ip-address",
+            ),
+            denied(
+                Connect,
+                "CONNECT",
+                "metadata.allowed.test",
+                Some(443),
+                "private-address",
+            ),
             denied(Connect, "CONNECT", "pypi.org", Some(443), "sni-mismatch"),
             denied(Connect, "CONNECT", "pypi.org", Some(8443), "port"),
-            denied(Connect, "CONNECT", "we\"ird\u{1b}.test", Some(443), "not-allowlisted"),
+            denied(
+                Connect,
+                "CONNECT",
+                "we\"ird\u{1b}.test",
+                Some(443),
+                "not-allowlisted",
+            ),
         ];
         let preset = |h: &str| (h == "registry.npmjs.org").then_some("npm");
         let p = propose(&events, &allowlist(), preset);
         assert_eq!(
             p.domains().iter().map(Domain::as_str).collect::<Vec<_>>(),
-            ["a.b.github.io", "registry.npmjs.org", "files.pythonhosted.org"]
+            [
+                "a.b.github.io",
+                "registry.npmjs.org",
+                "files.pythonhosted.org"
+            ]
         );
         insta::assert_snapshot!(p.to_text(), @r#"
         3 entries to add:
@@ -343,16 +414,37 @@ mod tests {
 
     #[test]
     fn a_shared_hosting_suffix_carries_check_s_warning() {
-        let events = [denied(Kind::Connect, "CONNECT", "github.io", Some(443), "not-allowlisted")];
+        let events = [denied(
+            Kind::Connect,
+            "CONNECT",
+            "github.io",
+            Some(443),
+            "not-allowlisted",
+        )];
         let p = propose(&events, &allowlist(), |_| None);
         assert_eq!(p.entries.len(), 1);
-        assert_eq!(p.entries[0].warnings.iter().map(Warning::code).collect::<Vec<_>>(), ["private-suffix"]);
-        assert!(p.to_text().contains("warning: `github.io` is a shared hosting suffix"), "{}", p.to_text());
+        assert_eq!(
+            p.entries[0]
+                .warnings
+                .iter()
+                .map(Warning::code)
+                .collect::<Vec<_>>(),
+            ["private-suffix"]
+        );
+        assert!(
+            p.to_text()
+                .contains("warning: `github.io` is a shared hosting suffix"),
+            "{}",
+            p.to_text()
+        );
     }
 
     #[test]
     fn nothing_denied_proposes_nothing() {
         let p = propose(&[], &allowlist(), |_| None);
-        assert_eq!(p.to_text(), "nothing to propose: no denial that an entry would fix\n");
+        assert_eq!(
+            p.to_text(),
+            "nothing to propose: no denial that an entry would fix\n"
+        );
     }
 }

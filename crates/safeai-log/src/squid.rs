@@ -62,7 +62,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn hex(c: u8) -> Option<u8> {
-    char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// `-` is Squid's "none".
@@ -263,7 +265,9 @@ pub(crate) mod tests {
     #[test]
     fn a_rule_is_kept_and_is_a_denial() {
         let line = "ts=1.5 client=c method=POST scheme=https host=api.github.com port=443 path=/repos status=403 action=TCP_DENIED bytes=1 ms=0 sni=api.github.com tls=bump reason=- rule=allowlist.yaml:7:9";
-        let Ok(Parsed::Event(e)) = parse(line) else { panic!() };
+        let Ok(Parsed::Event(e)) = parse(line) else {
+            panic!()
+        };
         assert_eq!(e.rule.as_deref(), Some("allowlist.yaml:7:9"));
         assert_eq!((e.kind, e.decision), (Kind::Https, Decision::Denied));
         assert!(e.is_decision());
@@ -273,11 +277,26 @@ pub(crate) mod tests {
     #[test]
     fn other_lines_and_forged_pairs_are_refused() {
         for (line, err) in [
-            ("2026/12/02 15:20:38| ERROR: Unknown TLS option", "is not key=value"),
-            ("ts=1 client=c method=GET host=a.test host=b.test status=200 action=TCP_MISS", "appears twice"),
-            ("ts=1 client=c method=GET host=a.test status=200", "no `action=`"),
-            ("ts=x client=c method=GET host=a.test status=200 action=TCP_MISS", "`ts=x`"),
-            ("ts=1 client=c method=GET host=a.test port=70000 status=200 action=TCP_MISS", "`port=70000`"),
+            (
+                "2026/12/02 15:20:38| ERROR: Unknown TLS option",
+                "is not key=value",
+            ),
+            (
+                "ts=1 client=c method=GET host=a.test host=b.test status=200 action=TCP_MISS",
+                "appears twice",
+            ),
+            (
+                "ts=1 client=c method=GET host=a.test status=200",
+                "no `action=`",
+            ),
+            (
+                "ts=x client=c method=GET host=a.test status=200 action=TCP_MISS",
+                "`ts=x`",
+            ),
+            (
+                "ts=1 client=c method=GET host=a.test port=70000 status=200 action=TCP_MISS",
+                "`port=70000`",
+            ),
         ] {
             let got = parse(line).unwrap_err().to_string();
             assert!(got.contains(err), "{line}: {got}");

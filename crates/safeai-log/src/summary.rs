@@ -172,7 +172,13 @@ mod tests {
     use crate::{Decision, Kind};
 
     fn denied(t: u64, kind: Kind, host: &str, reason: &str) -> Event {
-        let mut e = Event::new(Timestamp(1_796_224_838_000 + t * 1000), kind, "c", host, Decision::Denied);
+        let mut e = Event::new(
+            Timestamp(1_796_224_838_000 + t * 1000),
+            kind,
+            "c",
+            host,
+            Decision::Denied,
+        );
         e.reason = Some(reason.into());
         e
     }
@@ -187,7 +193,13 @@ mod tests {
             denied(7, Kind::Dns, "www.npmjs.org", "not-allowlisted"),
             denied(9, Kind::Http, "169.254.169.254", "ip-address"),
             denied(9, Kind::Connect, "x\u{1b}[31m.evil.test", "not-allowlisted"),
-            Event::new(Timestamp(0), Kind::Connect, "c", "api.allowed.test", Decision::Allowed),
+            Event::new(
+                Timestamp(0),
+                Kind::Connect,
+                "c",
+                "api.allowed.test",
+                Decision::Allowed,
+            ),
         ];
         let s = summarize(&events);
         assert_eq!(s.denials, 5);

@@ -99,9 +99,7 @@ impl FromStr for Timestamp {
         let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
         let ms = match &s[19..] {
             "Z" => 0,
-            rest if rest.len() == 5 && rest.starts_with('.') && rest.ends_with('Z') => {
-                num(20..23)?
-            }
+            rest if rest.len() == 5 && rest.starts_with('.') && rest.ends_with('Z') => num(20..23)?,
             _ => return Err(bad()),
         };
         if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
@@ -146,9 +144,7 @@ pub fn parse_since(arg: &str, now: Timestamp) -> Result<Timestamp, String> {
         _ => 0,
     };
     match arg[..arg.len() - unit.len_utf8().min(arg.len())].parse::<u64>() {
-        Ok(n) if scale > 0 => Ok(Timestamp(
-            now.0.saturating_sub(n.saturating_mul(scale)),
-        )),
+        Ok(n) if scale > 0 => Ok(Timestamp(now.0.saturating_sub(n.saturating_mul(scale)))),
         _ => Err(format!(
             "`{}` is not a duration (30s, 10m, 2h, 1d) or a time (2026-12-02T15:20:38Z)",
             safeai_policy::Escaped(arg)
@@ -171,11 +167,20 @@ mod tests {
         );
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            "2000-02-29T23:59:59.999Z".parse::<Timestamp>().unwrap().to_string(),
+            "2000-02-29T23:59:59.999Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .to_string(),
             "2000-02-29T23:59:59.999Z"
         );
         assert_eq!(t.short(), "2026-12-02 15:20:38");
-        for bad in ["", "2026-12-02", "2026-13-02T15:20:38Z", "2026-12-02T15:20:38+01:00", "2026-12-02T15:2x:38Z"] {
+        for bad in [
+            "",
+            "2026-12-02",
+            "2026-13-02T15:20:38Z",
+            "2026-12-02T15:20:38+01:00",
+            "2026-12-02T15:2x:38Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

@@ -383,9 +383,18 @@ mod tests {
     #[test]
     fn entry_for_names_the_most_specific_covering_entry() {
         let (a, _) = list(&[("github.com", Tls), ("ssh.github.com", Opaque)]);
-        let at = |host: &str| a.entry_for(host).map(|e| (e.domain.as_str(), e.origin.clone()));
-        assert_eq!(at("API.github.com."), Some(("github.com", Origin::Code { index: 0 })));
-        assert_eq!(at("x.ssh.github.com"), Some(("ssh.github.com", Origin::Code { index: 1 })));
+        let at = |host: &str| {
+            a.entry_for(host)
+                .map(|e| (e.domain.as_str(), e.origin.clone()))
+        };
+        assert_eq!(
+            at("API.github.com."),
+            Some(("github.com", Origin::Code { index: 0 }))
+        );
+        assert_eq!(
+            at("x.ssh.github.com"),
+            Some(("ssh.github.com", Origin::Code { index: 1 }))
+        );
         assert_eq!(at("xgithub.com"), None);
         assert_eq!(at("com"), None);
         assert_eq!(at(""), None);

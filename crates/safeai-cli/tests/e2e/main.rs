@@ -8,6 +8,7 @@
 
 mod basic;
 mod faults;
+mod logs;
 mod network;
 mod sandbox;
 mod stack;
@@ -31,6 +32,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         network::CHECKS,
         tls::CHECKS,
         sandbox::CHECKS,
+        logs::CHECKS,
         faults::CHECKS,
     ]
     .concat()
