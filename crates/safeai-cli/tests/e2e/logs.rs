@@ -239,7 +239,7 @@ pub fn logs_summary_and_learn_on_a_scripted_set_of_denials(s: &Stack) -> Result<
          c http://registry.learn.test/pkg; c http://registry.learn.test/pkg/-/pkg-1.0.tgz; \
          c https://files.learn.test/x.whl; c https://cdn.files.learn.test/y.whl; \
          c http://169.254.169.254/latest/meta-data/; c https://metadata.allowed.test/; \
-         c -k --connect-to registry.learn.test:443:api.allowed.test:443 https://registry.learn.test/; \
+         c -k --connect-to evil.test:443:api.allowed.test:443 https://evil.test/; \
          c https://api.allowed.test:8443/; \
          dig +short +tries=1 +time=3 telemetry.learn.test"
     ));
@@ -406,16 +406,17 @@ PY"#
     }
 }
 
-/// Small requests per second through the proxy, from the sandbox: `n` GETs on one
-/// keep-alive connection to the stand-in upstream, timed inside the sandbox.
-fn requests_per_second(s: &Stack, n: u32) -> Result<f64, String> {
+/// Small requests per second through the proxy, from the sandbox, timed inside it:
+/// `denied`: `n` plain GETs for a denied name on one keep-alive connection, each answered
+/// by Squid itself with its page (the least work per log line: the tap's worst case);
+/// otherwise `n` HTTPS requests to the fast upstream, each a new CONNECT, TLS handshake
+/// and `GET /one` (two log lines each: the tunnel's start and end).
+fn requests_per_second(s: &Stack, denied: bool, n: u32) -> Result<f64, String> {
     let out = s.sandbox(&format!(
-        r#"P=${{HTTP_PROXY#http://}}; python3 - "${{P%:*}}" <<'PY'
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], 3128))
-f = s.makefile('rb')
-def get():
-    s.sendall(b'GET http://api.allowed.test/ HTTP/1.1\r\nHost: api.allowed.test\r\n\r\n')
+        r#"P=${{HTTP_PROXY#http://}}; python3 - "${{P%:*}}" {denied} {n} <<'PY'
+import socket, ssl, sys, time
+proxy, denied, n = sys.argv[1], sys.argv[2] == 'true', int(sys.argv[3])
+def response(f):
     status = f.readline(); length = 0
     while True:
         h = f.readline()
@@ -423,9 +424,30 @@ def get():
         if h.lower().startswith(b'content-length:'): length = int(h.split(b':')[1])
     f.read(length)
     return status
-for _ in range(50): get()
+if denied:
+    s = socket.create_connection((proxy, 3128)); f = s.makefile('rb')
+    def one():
+        s.sendall(b'GET http://figure.evil.test/ HTTP/1.1\r\nHost: figure.evil.test\r\n\r\n')
+        return response(f).startswith(b'HTTP/1.1 403')
+else:
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    def one():
+        s = socket.create_connection((proxy, 3128))
+        s.sendall(b'CONNECT fast.allowed.test:443 HTTP/1.1\r\nHost: fast.allowed.test:443\r\n\r\n')
+        f = s.makefile('rb')
+        if not response(f).startswith(b'HTTP/1.1 200'): return False
+        t = ctx.wrap_socket(s, server_hostname='fast.allowed.test')
+        t.sendall(b'GET /one HTTP/1.0\r\n\r\n')
+        got = b''
+        while True:
+            b = t.recv(4096)
+            if not b: break
+            got += b
+        t.close()
+        return got.startswith(b'HTTP/1.0 200')
+for _ in range(20): one()
 t = time.monotonic()
-ok = sum(get().startswith(b'HTTP/1.1 200') for _ in range({n}))
+ok = sum(one() for _ in range(n))
 print(ok, time.monotonic() - t)
 PY"#
     ));
@@ -436,7 +458,7 @@ PY"#
         .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<f64>().ok()?)))
         .ok_or_else(|| format!("no measurement: {got:?} {}", text(&out.stderr)))?;
     ensure(ok == n, || {
-        format!("only {ok} of {n} requests answered 200")
+        format!("only {ok} of {n} requests got their answer")
     })?;
     Ok(f64::from(n) / secs)
 }
@@ -481,23 +503,27 @@ pub fn figure_requests_per_second_with_and_without_the_tap(s: &Stack) -> Result<
              squid -k reconfigure -f /run/safe-ai/squid.conf && sleep 2"
         )
     };
-    let n = 2000;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        proxy(&to("access.pipe"))?;
-        with.push(requests_per_second(s, n)?);
-        proxy(&to("plain.pipe"))?;
-        without.push(requests_per_second(s, n)?);
-    }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (w, wo) = (median(&mut with), median(&mut without));
-    eprintln!(
-        "figure: small requests through the proxy: {w:.0}/s with the tap, {wo:.0}/s with a plain copy \
-         (medians of 3 runs of {n}; {with:.0?} vs {without:.0?}); overhead {:.1} %",
-        (1.0 - w / wo) * 100.0
-    );
+    for (what, denied, n) in [
+        ("denied plain GETs (keep-alive)", true, 2000),
+        ("HTTPS requests (each a CONNECT)", false, 300),
+    ] {
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            proxy(&to("access.pipe"))?;
+            with.push(requests_per_second(s, denied, n)?);
+            proxy(&to("plain.pipe"))?;
+            without.push(requests_per_second(s, denied, n)?);
+        }
+        let (w, wo) = (median(&mut with), median(&mut without));
+        eprintln!(
+            "figure: {what} through the proxy: {w:.0}/s with the tap, {wo:.0}/s with a plain copy \
+             (medians of 3 runs of {n}: {with:.0?} vs {without:.0?}); overhead {:.1} %",
+            (1.0 - w / wo) * 100.0
+        );
+    }
     Ok(())
 }
