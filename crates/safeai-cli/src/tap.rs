@@ -54,10 +54,15 @@ fn open_pipe(path: &Path) -> std::io::Result<File> {
 /// together stay under the cap.
 struct Rotating {
     path: PathBuf,
-    file: File,
+    file: BufWriter<File>,
     size: u64,
     half: u64,
 }
+
+/// Lines are written in batches: at most this long after the first unwritten one (or
+/// when the buffer fills), so a burst of requests costs a few writes, not two per line.
+const FLUSH_EVERY: Duration = Duration::from_millis(25);
+const BUFFER: usize = 64 << 10;
 
 impl Rotating {
     fn open(path: &Path, max_bytes: u64) -> std::io::Result<Rotating> {
@@ -65,7 +70,7 @@ impl Rotating {
         let size = file.metadata()?.len();
         Ok(Rotating {
             path: path.to_owned(),
-            file,
+            file: BufWriter::with_capacity(BUFFER, file),
             size,
             half: (max_bytes / 2).max(1),
         })
@@ -74,22 +79,29 @@ impl Rotating {
     fn write(&mut self, line: &str) -> std::io::Result<()> {
         let len = line.len() as u64 + 1;
         if self.size > 0 && self.size + len > self.half {
+            self.file.flush()?;
             let mut old = self.path.clone().into_os_string();
             old.push(".1");
             std::fs::rename(&self.path, &old)?;
-            self.file = OpenOptions::new()
+            let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.path)?;
+            self.file = BufWriter::with_capacity(BUFFER, file);
             self.size = 0;
         }
-        // One write per line: a reader never sees half an event.
+        // Whole lines into the buffer (one slice each): a write of the buffer never ends
+        // inside an event, so a reader never sees half of one.
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
         self.file.write_all(&buf)?;
         self.size += len;
         Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -180,9 +192,23 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     drop(tx);
 
     let mut dns = dnsmasq::Parser::new();
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut next = rx.recv().ok();
-    while let Some((from, bytes)) = next {
+    let mut out = BufWriter::with_capacity(BUFFER, std::io::stdout().lock());
+    // When the oldest line still in a buffer was written there.
+    let mut unwritten: Option<Instant> = None;
+    loop {
+        let next = match unwritten {
+            None => rx.recv().ok(),
+            Some(since) => match rx.recv_timeout(FLUSH_EVERY.saturating_sub(since.elapsed())) {
+                Ok(item) => Some(item),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    flush(&mut out, &mut file)?;
+                    unwritten = None;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some((from, bytes)) = next else { break };
         let line = String::from_utf8_lossy(&bytes);
         let line = line.trim_end_matches(['\n', '\r']);
         let event = match from {
@@ -209,20 +235,23 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
         if let Some(mut event) = event {
             attribute(&mut event, policy.current());
             write_event(&event, &mut out, &mut file)?;
-        }
-        // Flush stdout when nothing else waits: one write for a burst of lines.
-        next = match rx.try_recv() {
-            Ok(item) => Some(item),
-            Err(_) => {
-                if out.flush().is_err() {
-                    return Err(Failed);
-                }
-                rx.recv().ok()
+            if unwritten.get_or_insert_with(Instant::now).elapsed() >= FLUSH_EVERY {
+                flush(&mut out, &mut file)?;
+                unwritten = None;
             }
-        };
+        }
     }
+    let _ = flush(&mut out, &mut file);
     say!("a log pipe closed: stopping");
     Err(Failed)
+}
+
+fn flush(out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
+    file.flush().map_err(|e| {
+        say!("cannot write {}: {e}", file.path.display());
+        Failed
+    })?;
+    out.flush().map_err(|_| Failed)
 }
 
 fn write_event(event: &Event, out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
@@ -249,6 +278,7 @@ mod tests {
         for _ in 0..100 {
             f.write(&line).unwrap();
         }
+        f.flush().unwrap();
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let old = dir.join("events.jsonl.1");
         assert!(

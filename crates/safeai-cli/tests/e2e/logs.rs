@@ -512,7 +512,7 @@ pub fn figure_requests_per_second_with_and_without_the_tap(s: &Stack) -> Result<
         ("HTTPS requests (each a CONNECT)", false, 300),
     ] {
         let (mut with, mut without) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
+        for _ in 0..5 {
             proxy(&to("access.pipe"))?;
             with.push(requests_per_second(s, denied, n)?);
             proxy(&to("plain.pipe"))?;
@@ -521,7 +521,7 @@ pub fn figure_requests_per_second_with_and_without_the_tap(s: &Stack) -> Result<
         let (w, wo) = (median(&mut with), median(&mut without));
         eprintln!(
             "figure: {what} through the proxy: {w:.0}/s with the tap, {wo:.0}/s with a plain copy \
-             (medians of 3 runs of {n}: {with:.0?} vs {without:.0?}); overhead {:.1} %",
+             (medians of 5 runs of {n}: {with:.0?} vs {without:.0?}); overhead {:.1} %",
             (1.0 - w / wo) * 100.0
         );
     }
