@@ -20,6 +20,9 @@ SSL_DB=/var/spool/squid/ssl_db
 UPSTREAM_CA=/etc/safe-ai/upstream-ca.pem
 SSH_TARGET=${SAFE_AI_SSH_TARGET:-sandbox:22}
 SSH_MAX_CONNECTIONS=${SAFE_AI_SSH_MAX_CONNECTIONS:-32}
+# The decision log (`safeai logs`): this file and its .1, together at most this many bytes.
+EVENTS=/var/log/safe-ai/events.jsonl
+EVENTS_MAX_BYTES=${SAFE_AI_EVENTS_MAX_BYTES:-8388608}
 
 log() { echo "safe-ai proxy: $*" >&2; }
 
@@ -70,23 +73,25 @@ run() {
     ssh_address=$(safeai proxy ssh-address) || exit 1
 
     # Squid's logs: pipes it can write as its own user (it cannot reopen the container's
-    # stdout or stderr), copied to ours: the access log to stdout, its cache log (warnings,
-    # errors, reconfigures) to stderr. Opened read-write by the readers, so a Squid
-    # reconfigure (which reopens logs) is no EOF. Owned by proxy (Squid writes them),
-    # group root: this script has no CAP_DAC_OVERRIDE.
+    # stdout or stderr). Its access log and dnsmasq's query log (its stderr) go through
+    # the tap, which writes the decision log to stdout and to $EVENTS; Squid's cache log
+    # (warnings, errors, reconfigures) is copied to stderr. Opened read-write by the
+    # readers, so a Squid reconfigure (which reopens logs) is no EOF. Owned by proxy
+    # (Squid writes them), group root: this script has no CAP_DAC_OVERRIDE.
     local pipe
-    for pipe in access cache; do
+    for pipe in access cache dns; do
         rm -f "$RUN_DIR/$pipe.pipe"
         mkfifo -m 0660 "$RUN_DIR/$pipe.pipe"
         chown proxy:root "$RUN_DIR/$pipe.pipe"
     done
-    cat <>"$RUN_DIR/access.pipe" &
-    local log_pid=$!
+    SAFE_AI_ALLOWLIST= safeai proxy tap --squid "$RUN_DIR/access.pipe" --dnsmasq "$RUN_DIR/dns.pipe" \
+        --file "$EVENTS" --max-bytes "$EVENTS_MAX_BYTES" --allowlist "$ALLOWLIST" &
+    local tap_pid=$!
     cat <>"$RUN_DIR/cache.pipe" >&2 &
     local cache_log_pid=$!
 
     dnsmasq --keep-in-foreground --conf-file="$RUN_DIR/dnsmasq.conf" \
-        --pid-file="$RUN_DIR/dnsmasq.pid" --user=nobody --group=nogroup &
+        --pid-file="$RUN_DIR/dnsmasq.pid" --user=nobody --group=nogroup 2<>"$RUN_DIR/dns.pipe" &
     local dnsmasq_pid=$!
     # The SSH forwarder: as nobody (2222 needs no privilege), listening only on the
     # address the host's published port leads to, out of the sandbox's reach.
@@ -100,13 +105,13 @@ run() {
     squid -N -f "$RUN_DIR/squid.conf" &
     local squid_pid=$!
 
-    local all="$squid_pid $dnsmasq_pid $socat_pid $log_pid $cache_log_pid"
+    local all="$squid_pid $dnsmasq_pid $socat_pid $tap_pid $cache_log_pid"
     # shellcheck disable=SC2086 # the pids, one word each
     trap 'log "stopping"; kill -TERM $all 2>/dev/null; wait; exit 0' TERM INT
     local status=0
     # shellcheck disable=SC2086
     wait -n $all || status=$?
-    for name in squid dnsmasq socat log cache_log; do
+    for name in squid dnsmasq socat tap cache_log; do
         local var=${name}_pid
         if ! kill -0 "${!var}" 2>/dev/null; then
             log "$name exited (status $status): stopping the proxy so that it restarts whole"

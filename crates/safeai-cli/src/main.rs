@@ -114,6 +114,58 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
         /// Only this preset, such as `github`
         name: Option<String>,
     },
+    /// Show the proxy's decisions, oldest first: every request, CONNECT and DNS query
+    /// it allowed or denied, with the reason or the allowlist entry that decided
+    #[command(
+        after_help = "Run it in the directory of the running stack (it reads the proxy's log with `docker compose exec`), or name a file of events with --events.\n\nExit codes:\n  0  success\n  1  the log could not be read\n  2  usage error"
+    )]
+    Logs {
+        #[command(subcommand)]
+        command: Option<LogsCommand>,
+        /// Denials only
+        #[arg(long)]
+        denied: bool,
+        /// Only since this long ago (30s, 10m, 2h, 1d) or this time (2026-12-02T15:20:38Z)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Keep printing new events as they come
+        #[arg(long, short)]
+        follow: bool,
+        /// Output format: text (one line per decision) or json (the events themselves,
+        /// one per line, as the proxy wrote them)
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the events from FILE instead of the running proxy
+        #[arg(long, value_name = "FILE", global = true)]
+        events: Option<PathBuf>,
+    },
+    /// Turn the denials seen into a proposed change of the allowlist file: the entries to
+    /// add, each with the requests it would have allowed, printed as a diff; `--apply`
+    /// makes it
+    #[command(
+        after_help = "It never opens anything by itself: without --apply nothing changes. It names the denials it will not propose (IP addresses, blocked ranges, SNI mismatches, ports) and why.\n\nExit codes:\n  0  success\n  1  the log or the allowlist could not be read, or the change failed\n  2  usage error"
+    )]
+    Learn {
+        /// Only the denials since this long ago (30s, 10m, 2h, 1d) or this time
+        /// [default: since the last `learn --apply`, else all]
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Add the proposed entries to the allowlist file (as `safeai allow` does) and
+        /// reload the proxy
+        #[arg(long)]
+        apply: bool,
+        /// With --apply, edit the file only; do not reload the proxy
+        #[arg(long, requires = "apply")]
+        no_reload: bool,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the events from FILE instead of the running proxy
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
     /// Helpers the proxy container runs (not for the host)
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -135,6 +187,20 @@ or name the containers with --sandbox and --proxy.\n\nExit codes:\n  0  every ch
 }
 
 #[derive(Debug, Subcommand)]
+enum LogsCommand {
+    /// Denials grouped by registrable domain and by host, with counts, first and last
+    /// seen, and the reasons
+    Summary {
+        /// Only since this long ago (30s, 10m, 2h, 1d) or this time (2026-12-02T15:20:38Z)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ProxyCommand {
     /// Squid's external ACL helper: answers whether a ClientHello's SNI names the CONNECT
     /// target (`ID SNI HOST` in, `ID OK|ERR` out)
@@ -151,9 +217,27 @@ enum ProxyCommand {
     /// Print the address the SSH forwarder listens on: the proxy's own on the network of
     /// its default route (where the host's published port leads)
     SshAddress,
+    /// The decision log: read Squid's access log and dnsmasq's query log (named pipes),
+    /// write one JSON event per decision to stdout and to FILE (with FILE.1, capped)
+    Tap {
+        /// Squid's access log pipe
+        #[arg(long, value_name = "PIPE")]
+        squid: PathBuf,
+        /// dnsmasq's log pipe
+        #[arg(long, value_name = "PIPE")]
+        dnsmasq: PathBuf,
+        /// The events file
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The cap of FILE and FILE.1 together, in bytes
+        #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+        max_bytes: u64,
+        #[command(flatten)]
+        allowlist: AllowlistArgs,
+    },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
     Json,
@@ -198,8 +282,11 @@ struct Failed;
 mod allow;
 mod ca;
 mod check;
+mod learn;
+mod logs;
 mod presets;
 mod proxy;
+mod tap;
 mod verify;
 
 /// The allowlist file the commands edit: the flag, else `SAFE_AI_ALLOWLIST`, else the default.
@@ -444,6 +531,59 @@ fn run(command: Command) -> Result<(), Failed> {
         Command::Proxy(ProxyCommand::Render(args)) => proxy::install(&args, false),
         Command::Proxy(ProxyCommand::Reload(args)) => proxy::install(&args, true),
         Command::Proxy(ProxyCommand::SshAddress) => proxy::ssh_address(),
+        Command::Proxy(ProxyCommand::Tap {
+            squid,
+            dnsmasq,
+            file,
+            max_bytes,
+            allowlist,
+        }) => tap::run(tap::Tap {
+            squid,
+            dnsmasq,
+            file,
+            max_bytes,
+            allowlist,
+        }),
+        Command::Logs {
+            command: Some(LogsCommand::Summary { since, format }),
+            events,
+            ..
+        } => logs::summary(
+            &logs::From::new(events),
+            logs::since(since.as_deref())?,
+            format,
+        ),
+        Command::Logs {
+            command: None,
+            denied,
+            since,
+            follow,
+            format,
+            events,
+        } => logs::logs(
+            &logs::From::new(events),
+            &logs::Filter {
+                denied,
+                since: logs::since(since.as_deref())?,
+            },
+            follow,
+            format,
+        ),
+        Command::Learn {
+            since,
+            apply,
+            no_reload,
+            format,
+            events,
+            allowlist,
+        } => learn::learn(&learn::Learn {
+            from: logs::From::new(events),
+            since: logs::since(since.as_deref())?,
+            apply,
+            no_reload,
+            format,
+            allowlist,
+        }),
         Command::Render {
             artifact,
             allowlist,

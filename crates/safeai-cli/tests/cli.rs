@@ -46,6 +46,9 @@ fn every_help_text() {
         &["allow", "--help"],
         &["presets", "--help"],
         &["verify", "--help"],
+        &["logs", "--help"],
+        &["logs", "summary", "--help"],
+        &["learn", "--help"],
         &["ca", "--help"],
         &["ca", "init", "--help"],
         &["ca", "rotate", "--help"],
@@ -522,4 +525,68 @@ fn ca_export_and_owner_need_a_directory() {
             "{args:?}"
         );
     }
+}
+
+/// Events as the proxy's tap writes them: a `pip install` and an `npm install` denied,
+/// an IP literal and a metadata name refused, an allowed request, a hostile SNI.
+const EVENTS: &str = r#"{"v":1,"time":"2026-12-02T15:24:28.104Z","kind":"connect","client":"172.30.49.3","host":"pypi.org","port":443,"method":"CONNECT","sni":"pypi.org","decision":"allowed","entry":"pypi.org","origin":"allowlist.yaml:2:5","status":200,"result":"TCP_TUNNEL","tls":"splice","bytes":2188,"ms":57}
+{"v":1,"time":"2026-12-02T15:24:29.216Z","kind":"connect","client":"172.30.49.3","host":"files.pythonhosted.org","port":443,"method":"CONNECT","sni":"files.pythonhosted.org","decision":"denied","reason":"not-allowlisted","status":200,"result":"TCP_DENIED","tls":"bump","bytes":0,"ms":19}
+{"v":1,"time":"2026-12-02T15:24:29.217Z","kind":"https","client":"172.30.49.3","host":"files.pythonhosted.org","port":443,"method":"GET","path":"/packages/x.whl","sni":"files.pythonhosted.org","decision":"denied","reason":"not-allowlisted","status":403,"result":"NONE_NONE","bytes":610,"ms":0}
+{"v":1,"time":"2026-12-02T15:24:30.000Z","kind":"dns","client":"172.30.49.3","host":"registry.npmjs.org","query":"A","decision":"denied","reason":"not-allowlisted","result":"sinkholed"}
+{"v":1,"time":"2026-12-02T15:24:31.256Z","kind":"connect","client":"172.30.49.3","host":"registry.npmjs.org","port":443,"method":"CONNECT","sni":"registry.npmjs.org","decision":"denied","reason":"not-allowlisted","status":200,"result":"TCP_DENIED","tls":"bump","bytes":0,"ms":12}
+{"v":1,"time":"2026-12-02T15:24:32.290Z","kind":"connect","client":"172.30.49.3","host":"169.254.169.254","port":443,"method":"CONNECT","decision":"denied","reason":"ip-address","status":200,"result":"TCP_DENIED","tls":"bump","bytes":0,"ms":6}
+{"v":1,"time":"2026-12-02T15:24:33.348Z","kind":"connect","client":"172.30.49.3","host":"pypi.org","port":443,"method":"CONNECT","sni":"a b\u001b[31m","decision":"denied","reason":"sni-mismatch","entry":"pypi.org","origin":"allowlist.yaml:2:5","status":200,"result":"NONE_NONE","tls":"bump","bytes":0,"ms":13}
+not an event
+"#;
+
+#[test]
+fn logs_summary_and_learn_read_a_file_of_events() {
+    let dir = scratch("logs");
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, EVENTS).unwrap();
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "# mine\ndomains:\n  - pypi.org # the index\n",
+    )
+    .unwrap();
+    let ev = events.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--events", ev]);
+        let out = safeai(&dir, &all, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (out, err) = run(&["logs"]);
+    assert!(err.contains("1 line(s) are not events"), "{err}");
+    insta::assert_snapshot!("logs", out);
+    insta::assert_snapshot!(
+        "logs-denied-since",
+        run(&["logs", "--denied", "--since", "2026-12-02T15:24:30Z"]).0
+    );
+    // JSON is the events themselves, every line (the page of the denied CONNECT too).
+    let json = run(&["logs", "--format", "json"]).0;
+    assert_eq!(json.lines().count(), 7);
+    assert!(
+        json.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    insta::assert_snapshot!("logs-summary", run(&["logs", "summary"]).0);
+    insta::assert_snapshot!("learn", run(&["learn"]).0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("allowlist.yaml")).unwrap(),
+        "# mine\ndomains:\n  - pypi.org # the index\n",
+        "learn without --apply changed the file"
+    );
+    let (_, err) = run(&["learn", "--apply", "--no-reload"]);
+    assert!(err.contains("added files.pythonhosted.org"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("allowlist.yaml")).unwrap(),
+        "# mine\ndomains:\n  - pypi.org # the index\n  - registry.npmjs.org\n  - files.pythonhosted.org\n"
+    );
+    // Since the last learn: nothing new to propose.
+    let (out, err) = run(&["learn"]);
+    assert!(err.contains("denials since 2026-12-02 15:24:33"), "{err}");
+    assert!(out.starts_with("nothing to propose"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -31,9 +31,9 @@ pub use proxy::{
 pub use sandbox_policy::render_sandbox_policy;
 pub use stack::{
     BLOCKED_RANGES, CaVolumes, Capability, Cidr, ConfigPath, DEFAULT_PROXY_IP, DEFAULT_SUBNET,
-    Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PolicyVolume, PrivateException,
-    ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs, blocked_ranges,
-    cidr_difference, env,
+    DockerLogs, Knob, METADATA_ADDRESSES, Mebibytes, NamedVolume, NetworkPlan, PolicyVolume,
+    PrivateException, ProxySettings, Seconds, SecurityProfile, SshSettings, Stack, Tmpfs,
+    blocked_ranges, cidr_difference, env,
 };
 pub use tls::render_error_pages;
 

@@ -473,6 +473,8 @@ pub mod env {
     pub const RUNTIME: &str = "SAFE_AI_RUNTIME";
     /// The directory of the brokered credentials' secrets, on the host.
     pub const SECRETS_DIR: &str = "SAFE_AI_SECRETS_DIR";
+    /// The cap, in bytes, of the proxy's decision log (its file and the previous one).
+    pub const EVENTS_MAX_BYTES: &str = "SAFE_AI_EVENTS_MAX_BYTES";
 }
 
 impl ProxySettings {
@@ -764,6 +766,22 @@ pub struct Stack {
     pub secrets_dir: Knob<&'static str>,
     /// Where the proxy sees it.
     pub secrets_target: &'static str,
+    /// What Docker keeps of each service's stdout and stderr.
+    pub docker_logs: DockerLogs,
+    /// The cap of the proxy's decision log file (`safeai logs`), in bytes: the file and
+    /// its previous part together (`SAFE_AI_EVENTS_MAX_BYTES`).
+    pub events_max_bytes: Knob<u64>,
+}
+
+/// Docker's log of a service, bounded: `json-file` (what `docker compose logs` reads
+/// everywhere), rotated at `max_size`, `max_files` files kept. Without it, a flood of
+/// denied requests would fill the host's disk with the proxy's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerLogs {
+    /// One file's size.
+    pub max_size: Mebibytes,
+    /// How many files are kept.
+    pub max_files: u32,
 }
 
 impl Default for Stack {
@@ -861,6 +879,13 @@ impl Default for Stack {
                         size: Mebibytes(64),
                         mode: "755",
                     },
+                    // The decision log: its cap (SAFE_AI_EVENTS_MAX_BYTES) is the tap's; a
+                    // tmpfs of its own keeps a larger cap from crowding the others.
+                    Tmpfs {
+                        path: "/var/log/safe-ai",
+                        size: Mebibytes(64),
+                        mode: "755",
+                    },
                 ],
                 memory: knob(env::PROXY_MEMORY, "512m".into()),
                 cpus: knob(env::PROXY_CPUS, "1".into()),
@@ -918,6 +943,11 @@ impl Default for Stack {
             upstream_ca_target: "/etc/safe-ai/upstream-ca.pem",
             secrets_dir: knob(env::SECRETS_DIR, "./secrets"),
             secrets_target: "/etc/safe-ai/secrets",
+            docker_logs: DockerLogs {
+                max_size: Mebibytes(10),
+                max_files: 3,
+            },
+            events_max_bytes: knob(env::EVENTS_MAX_BYTES, 8 << 20),
         }
     }
 }

@@ -499,6 +499,26 @@ impl Allowlist {
         self.rules_for(host).is_some() || self.credentials_for(host).next().is_some()
     }
 
+    /// The entry that decides for `host` (matched as [`Allowlist::allows`] does): the
+    /// most specific one that covers it, with its origin, or `None` when it is not
+    /// allowed. The decision log names it for every request.
+    pub fn entry_for(&self, host: &str) -> Option<Entry<'_>> {
+        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        let mut candidate = host.as_str();
+        while !candidate.is_empty() {
+            if let Ok(i) = self.position(candidate) {
+                let e = &self.entries[i];
+                return Some(Entry {
+                    domain: &e.domain,
+                    origin: &e.origin,
+                    tunnel: e.tunnel,
+                });
+            }
+            candidate = candidate.split_once('.').map_or("", |(_, parent)| parent);
+        }
+        None
+    }
+
     fn position(&self, name: &str) -> Result<usize, usize> {
         self.entries
             .binary_search_by(|e| e.domain.as_str().cmp(name))
@@ -580,6 +600,26 @@ mod tests {
         assert_eq!(a.tunnel("xssh.github.com"), Some(Tls));
         assert_eq!(a.tunnel("gitlab.com"), None);
         assert_eq!(a.tunnel(""), None);
+    }
+
+    #[test]
+    fn entry_for_names_the_most_specific_covering_entry() {
+        let (a, _) = list(&[("github.com", Tls), ("ssh.github.com", Opaque)]);
+        let at = |host: &str| {
+            a.entry_for(host)
+                .map(|e| (e.domain.as_str(), e.origin.clone()))
+        };
+        assert_eq!(
+            at("API.github.com."),
+            Some(("github.com", Origin::Code { index: 0 }))
+        );
+        assert_eq!(
+            at("x.ssh.github.com"),
+            Some(("ssh.github.com", Origin::Code { index: 1 }))
+        );
+        assert_eq!(at("xgithub.com"), None);
+        assert_eq!(at("com"), None);
+        assert_eq!(at(""), None);
     }
 
     #[test]

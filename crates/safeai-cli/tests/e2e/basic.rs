@@ -57,11 +57,19 @@ pub fn non_allowlisted_name_gets_403_and_is_logged(s: &Stack) -> Result<(), Stri
     ensure(code == "403", || {
         format!("expected 403 from evil.test, got {code:?}")
     })?;
+    // `docker compose logs proxy` shows the decision log's events.
     let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
     ensure(
-        logs.lines()
-            .any(|l| l.contains("host=evil.test") && l.contains("TCP_DENIED")),
-        || format!("no TCP_DENIED line for evil.test in the proxy's log:\n{logs}"),
+        logs.lines().any(|l| {
+            l.split_once("| ")
+                .and_then(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok())
+                .is_some_and(|e| {
+                    e["host"] == "evil.test"
+                        && e["decision"] == "denied"
+                        && e["reason"] == "not-allowlisted"
+                })
+        }),
+        || format!("no denial event for evil.test in the proxy's log:\n{logs}"),
     )
 }
 

@@ -8,6 +8,7 @@
 
 mod basic;
 mod faults;
+mod logs;
 mod network;
 mod policy;
 mod rules;
@@ -35,6 +36,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         rules::CHECKS,
         sandbox::CHECKS,
         policy::CHECKS,
+        logs::CHECKS,
         faults::CHECKS,
     ]
     .concat()

@@ -41,15 +41,17 @@ pub fn denied_name_gets_403_for_connect_and_http_and_is_logged(s: &Stack) -> Res
     ensure(https == "403 200" && http.starts_with("403 "), || {
         format!("{host}: CONNECT {https:?}, HTTP {http:?}")
     })?;
-    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
-    let lines: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains(&format!("host={host}")) && l.contains("TCP_DENIED"))
+    let events: Vec<_> = s
+        .events_for(&host)?
+        .into_iter()
+        .filter(|e| e["decision"] == "denied" && e["reason"] == "not-allowlisted")
         .collect();
     ensure(
-        lines.iter().any(|l| l.contains("method=CONNECT"))
-            && lines.iter().any(|l| l.contains("method=GET")),
-        || format!("the proxy's log lacks the CONNECT and GET denials of {host}: {lines:?}"),
+        events.iter().any(|e| e["kind"] == "connect")
+            && events
+                .iter()
+                .any(|e| e["kind"] == "http" && e["method"] == "GET"),
+        || format!("the decision log lacks the CONNECT and GET denials of {host}: {events:?}"),
     )
 }
 
@@ -246,18 +248,14 @@ pub fn a_name_with_one_excepted_and_one_blocked_address_is_refused(
         .flat_map(|h| [format!("GET http://{h}/"), format!("CONNECT {h}:443")])
         .collect();
     expect_all(s, &probes, "403 private-address page")?;
-    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
     for host in ["dual.allowed.test", "mapped.allowed.test"] {
-        let lines: Vec<&str> = logs
-            .lines()
-            .filter(|l| l.contains(&format!("host={host} ")))
-            .collect();
+        let events = s.events_for(host)?;
         ensure(
-            !lines.is_empty()
-                && lines.iter().all(|l| {
-                    l.contains("action=TCP_DENIED") && l.contains("reason=private-address")
-                }),
-            || format!("{host} in the proxy's log: {lines:?}"),
+            !events.is_empty()
+                && events
+                    .iter()
+                    .all(|e| e["decision"] == "denied" && e["reason"] == "private-address"),
+            || format!("{host} in the decision log: {events:?}"),
         )?;
     }
     Ok(())

@@ -190,6 +190,8 @@ impl Stack {
             ("SAFE_AI_RUNTIME", self.runtime.into()),
             // The default (4) is more than a 2-core CI machine has: Docker refuses it.
             ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
+            // A small cap, so that a bounded flood shows the decision log rotating.
+            ("SAFE_AI_EVENTS_MAX_BYTES", "262144".into()),
         ]
     }
 
@@ -695,5 +697,32 @@ impl Stack {
                 text(&out.stderr)
             ))
         }
+    }
+}
+
+/// One event of the proxy's decision log, as JSON.
+pub type Event = serde_json::Value;
+
+impl Stack {
+    /// The proxy's decision log as `safeai logs --format json` reads it (the tap's file in
+    /// the proxy), every event; a log that cannot be read is an error, never "no events".
+    pub fn events(&self) -> Result<Vec<Event>, String> {
+        let out = self.safeai(&["logs", "--format", "json"]);
+        if !out.status.success() {
+            return Err(format!("safeai logs failed: {}", text(&out.stderr)));
+        }
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// The events whose host is `host`.
+    pub fn events_for(&self, host: &str) -> Result<Vec<Event>, String> {
+        Ok(self
+            .events()?
+            .into_iter()
+            .filter(|e| e["host"] == host)
+            .collect())
     }
 }

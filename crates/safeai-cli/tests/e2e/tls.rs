@@ -188,11 +188,11 @@ pub fn non_tls_bytes_end_the_tunnel_unless_the_entry_is_opaque(s: &Stack) -> Res
         "the raw server logged no connection for the opaque tunnel: the count proves nothing"
             .to_owned()
     })?;
-    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
     ensure(
-        logs.lines()
-            .any(|l| l.contains("host=raw.allowed.test") && l.contains("reason=opaque-tunnel")),
-        || "no log line with reason=opaque-tunnel for raw.allowed.test".to_owned(),
+        s.events_for("raw.allowed.test")?
+            .iter()
+            .any(|e| e["reason"] == "opaque-tunnel" && e["decision"] == "denied"),
+        || "no event with reason opaque-tunnel for raw.allowed.test".to_owned(),
     )
 }
 
@@ -258,9 +258,10 @@ pub fn the_ca_key_never_reaches_the_sandbox(s: &Stack) -> Result<(), String> {
 /// inside a denied CONNECT, answered with the page): the client finished the TLS
 /// handshake with the stack CA's certificate.
 fn decrypted_request_logged(s: &Stack, host: &str) -> bool {
-    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
-    logs.lines().any(|l| {
-        l.contains(&format!("host={host} port=443 status=403")) && !l.contains("method=CONNECT")
+    s.events_for(host).is_ok_and(|events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "https" && e["port"] == 443 && e["status"] == 403)
     })
 }
 
