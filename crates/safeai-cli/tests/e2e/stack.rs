@@ -148,7 +148,7 @@ impl Stack {
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let root = repo();
-        vec![
+        let mut env = vec![
             ("COMPOSE_PROJECT_NAME", self.project()),
             (
                 "COMPOSE_FILE",
@@ -186,7 +186,42 @@ impl Stack {
             ("SAFE_AI_RUNTIME", self.runtime.into()),
             // The default (4) is more than a 2-core CI machine has: Docker refuses it.
             ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
-        ]
+        ];
+        if self.runtime == "runsc" {
+            // Under gVisor the memory hog meets the configured limit itself (runsc has
+            // no `docker update`): one the machine fills in seconds.
+            env.push(("SAFE_AI_SANDBOX_MEMORY", "2g".into()));
+        }
+        env
+    }
+
+    /// The directory of `service`'s cgroup for `controller` on this host, from the
+    /// container's main process (under runsc, gVisor's kernel): where Docker applies the
+    /// limits, whatever the runtime shows inside.
+    pub fn host_cgroup(&self, service: &str, controller: &str) -> Result<PathBuf, String> {
+        let id = text(&self.compose(&["ps", "-q", service]).stdout)
+            .trim()
+            .to_owned();
+        let out = self.run("docker", &["inspect", "-f", "{{.State.Pid}}", &id]);
+        let pid = text(&out.stdout).trim().to_owned();
+        let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|e| format!("/proc/{pid}/cgroup of {service} ({id:?}): {e}"))?;
+        safeai_core::verify::cgroup_dir(&proc_cgroup, controller)
+            .map(|dir| Path::new("/sys/fs/cgroup").join(dir))
+            .ok_or_else(|| format!("no {controller} cgroup for {service}: {proc_cgroup}"))
+    }
+
+    /// `file` of `service`'s cgroup for `controller` on this host, trimmed.
+    pub fn host_cgroup_file(
+        &self,
+        service: &str,
+        controller: &str,
+        file: &str,
+    ) -> Result<String, String> {
+        let path = self.host_cgroup(service, controller)?.join(file);
+        std::fs::read_to_string(&path)
+            .map(|v| v.trim().to_owned())
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn allowlist(&self) -> PathBuf {
