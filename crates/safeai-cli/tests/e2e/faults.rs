@@ -852,11 +852,16 @@ fn memory_hog(s: &Stack, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The memory hog under gVisor (runsc 0.0~20240729), as seen here: the sandbox's memory
-/// is gVisor's kernel's, and the host's OOM killer, at the configured limit (the e2e
-/// runsc stack: 2 GiB), kills gVisor's kernel, so the whole sandbox ends (OOM, 137), not
-/// the hog alone. Contained at the sandbox's boundary: the proxy stays up and serving,
-/// Docker restarts the sandbox and /workspace survives.
+/// The memory hog under gVisor (runsc 0.0~20240729): the sandbox's memory is gVisor's
+/// kernel's, so the host's OOM killer, at the configured limit (the e2e runsc stack:
+/// 2 GiB), picks one of the sandbox's host tasks. Seen here: for one hog, the stub
+/// process that maps its memory (gVisor gives its stubs a higher `oom_score_adj`), and
+/// the hog ends (Python's MemoryError, status 1) while the sandbox stays up; for a fork
+/// bomb's many small processes, gVisor's kernel itself, and the whole sandbox ends (137)
+/// and Docker restarts it. Either is contained at the sandbox's boundary, and the check
+/// holds each to that: the OOM kill counted in the sandbox's cgroup, the hog stopped
+/// below the limit, the proxy up and serving throughout, the sandbox healthy again
+/// (restarted once, or not at all) with /workspace intact.
 fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
     let config = s.service_config("sandbox")?;
     let configured: u64 = config["mem_limit"]
@@ -905,22 +910,63 @@ fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
         "memory hog (gVisor): limit {configured} bytes; sandbox events {events:?}; the hog's exec: {}",
         show(&hog)
     );
-    ensure(
-        events.iter().any(|e| e == "oom") && events.iter().any(|e| e == "die 137"),
-        || {
-            format!(
-                "expected the host's OOM killer to end the sandbox at its limit (oom, die 137), as under gVisor 0.0~20240729: {events:?}\n{}",
-                show(&hog)
-            )
-        },
-    )?;
+    ensure(events.iter().any(|e| e == "oom"), || {
+        format!(
+            "the host's OOM killer did not act in the sandbox's cgroup: {events:?}\n{}",
+            show(&hog)
+        )
+    })?;
     ensure(
         !proxy_probes.is_empty() && proxy_probes.iter().all(|r| r == "ok HTTP/1.1 200 OK"),
         || format!("the proxy during the hog: {proxy_probes:?}"),
     )?;
-    let took = sandbox_came_back(s, restarts, proxy_restarts, &marker)?;
+    let whole = events.iter().any(|e| e.starts_with("die"));
+    let (took, how) = if whole {
+        ensure(events.iter().any(|e| e == "die 137"), || {
+            format!("the sandbox ended, but not by the OOM killer: {events:?}")
+        })?;
+        let took = sandbox_came_back(s, restarts, proxy_restarts, &marker)?;
+        (
+            took,
+            "the whole sandbox was OOM-killed and restarted".to_owned(),
+        )
+    } else {
+        let report = key_values(&text(&hog.stdout));
+        let (status, allocated) = (num(&report, "status"), num(&report, "allocated_mib"));
+        ensure(
+            status.is_some_and(|c| c != 0.0 && c != 3.0)
+                && allocated.is_some_and(|m| m * 1048576.0 <= configured as f64),
+            || {
+                format!(
+                    "the sandbox stayed up, but the hog was not stopped below the limit: {}",
+                    show(&hog)
+                )
+            },
+        )?;
+        let took = wait_healthy(s, &["sandbox", "proxy"], Duration::from_secs(60))?;
+        ensure(
+            restart_count(s, "sandbox") == restarts && restart_count(s, "proxy") == proxy_restarts,
+            || "a container restarted, with no die event".to_owned(),
+        )?;
+        let code = s.status_from_sandbox("http://api.allowed.test/");
+        ensure(code == "200", || {
+            format!("api.allowed.test after the OOM kill: {code:?}")
+        })?;
+        let out = s.sandbox(&format!("cat '{marker}' && rm -f '{marker}'"));
+        ensure(text(&out.stdout).trim() == "kept", || {
+            format!("{marker}: {}", show(&out))
+        })?;
+        (
+            took,
+            format!(
+                "the hog alone was stopped (status {}, after {} MiB), the sandbox stayed up",
+                status.unwrap_or_default(),
+                allocated.unwrap_or_default()
+            ),
+        )
+    };
     eprintln!(
-        "memory hog (gVisor): the sandbox was OOM-killed whole at {configured} bytes; {} proxy-side probes all 200; back and healthy {:.1} s later, egress 200, /workspace kept",
+        "memory hog (gVisor): OOM kill at {configured} bytes: {how}; {} proxy-side probes all 200; healthy {:.1} s later, egress 200, /workspace kept",
         proxy_probes.len(),
         took.as_secs_f64()
     );
