@@ -407,8 +407,9 @@ impl Stack {
 
     /// `bash -lc script` as root in a throwaway container of the tools image, confined and
     /// placed like the sandbox: on the internal network only, the proxy's variables, the
-    /// stack CA's certificate volume, a read-only root. The entrypoint prepares it as it
-    /// does the sandbox (the trust bundle, the Java trust store), then runs the script.
+    /// stack CA's certificate volume, a read-only root, the sandbox's runtime (so Node,
+    /// cargo and Java run under gVisor in the runsc pass). The entrypoint prepares it as
+    /// it does the sandbox (the trust bundle, the Java trust store), then runs the script.
     pub fn in_tools_image(&self, script: &str) -> Output {
         let project = self.project();
         let proxy = format!("http://{}:3128", self.proxy_ip());
@@ -419,6 +420,8 @@ impl Stack {
         let mut args = vec![
             "run",
             "--rm",
+            "--runtime",
+            self.runtime,
             "--network",
             &network,
             "--read-only",
