@@ -895,7 +895,8 @@ fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
     let hog = std::thread::scope(|scope| {
         let hog = scope.spawn(|| {
             let out = s.sandbox(&format!(
-                "timeout 90 python3 -c '{HOG}' | tail -n 1 | sed 's/^/allocated_mib=/'; echo status=${{PIPESTATUS[0]}}"
+                "timeout 90 python3 -c '{HOG}' 2>/tmp/safeai-e2e-hog.err | tail -n 1 | sed 's/^/allocated_mib=/'; \
+                 echo status=${{PIPESTATUS[0]}}; echo \"error=$(tail -n 1 /tmp/safeai-e2e-hog.err)\"; rm -f /tmp/safeai-e2e-hog.err"
             ));
             done.store(true, Ordering::SeqCst);
             out
@@ -946,6 +947,7 @@ fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
                 )
             },
         )?;
+        let error = report.get("error").cloned().unwrap_or_default();
         let took = wait_healthy(s, &["sandbox", "proxy"], Duration::from_secs(60))?;
         ensure(
             restart_count(s, "sandbox") == restarts && restart_count(s, "proxy") == proxy_restarts,
@@ -962,7 +964,7 @@ fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
         (
             took,
             format!(
-                "the hog alone was stopped (status {}, after {} MiB), the sandbox stayed up",
+                "the hog alone was stopped (status {}, after {} MiB: {error:?}), the sandbox stayed up",
                 status.unwrap_or_default(),
                 allocated.unwrap_or_default()
             ),
