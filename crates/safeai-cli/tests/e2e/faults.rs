@@ -857,11 +857,11 @@ fn memory_hog(s: &Stack, id: &str) -> Result<(), String> {
 
 /// The memory hog under gVisor (runsc 0.0~20240729): the sandbox's memory is gVisor's
 /// kernel's, so the host's OOM killer, at the configured limit (the e2e runsc stack:
-/// 2 GiB), picks one of the sandbox's host tasks. Seen here: for one hog, the stub
-/// process that maps its memory (gVisor gives its stubs a higher `oom_score_adj`), and
-/// the hog ends (Python's MemoryError, status 1) while the sandbox stays up; for a fork
-/// bomb's many small processes, gVisor's kernel itself, and the whole sandbox ends (137)
-/// and Docker restarts it. Either is contained at the sandbox's boundary, and the check
+/// 2 GiB), picks one of the sandbox's host tasks. Seen here: for one hog, the host task
+/// that maps its memory (`oom_score_adj` 1), and the hog ends (status 1, nothing on its
+/// stderr) while the sandbox stays up; in a sandbox of many small processes,
+/// gVisor's kernel itself (`oom_score_adj` 0), and the whole sandbox ends (137) and
+/// Docker restarts it. Either is contained at the sandbox's boundary, and the check
 /// holds each to that: the OOM kill counted in the sandbox's cgroup, the hog stopped
 /// below the limit, the proxy up and serving throughout, the sandbox healthy again
 /// (restarted once, or not at all) with /workspace intact.
