@@ -114,6 +114,39 @@ impl Stack<'_> {
         record(Command::new("docker").args(["inspect", "-f", format, &id]))
     }
 
+    /// `file` of the service's cgroup for `controller` on this host, as `key=VALUE`:
+    /// the cgroup of the container's main process (`docker inspect`'s `.State.Pid`),
+    /// read from `/proc/PID/cgroup` and `/sys/fs/cgroup`. Recorded as a failure when
+    /// any step fails (Docker on another machine, a stopped container).
+    fn host_cgroup(&self, service: &str, controller: &str, file: &str, key: &str) -> Recorded {
+        let pid = self.inspect(service, "{{.State.Pid}}");
+        let pid = pid.stdout.trim();
+        if pid.is_empty() || pid == "0" || pid.parse::<u32>().is_err() {
+            return Recorded::new(
+                Some(1),
+                "",
+                format!("no process of the {service} container: {pid:?}"),
+            );
+        }
+        let proc_cgroup = format!("/proc/{pid}/cgroup");
+        let dir = match std::fs::read_to_string(&proc_cgroup) {
+            Ok(c) => judge::cgroup_dir(&c, controller),
+            Err(e) => return Recorded::new(Some(1), "", format!("{proc_cgroup}: {e}")),
+        };
+        let Some(dir) = dir else {
+            return Recorded::new(
+                Some(1),
+                "",
+                format!("{proc_cgroup} names no {controller} cgroup"),
+            );
+        };
+        let path = format!("/sys/fs/cgroup/{dir}/{file}");
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Recorded::new(Some(0), format!("{key}={}\n", v.trim()), ""),
+            Err(e) => Recorded::new(Some(1), "", format!("{path}: {e}")),
+        }
+    }
+
     /// The container's addresses by network name.
     fn addresses(&self, service: &str) -> Vec<(String, String)> {
         let Some(id) = self.container_id(service) else {
@@ -156,15 +189,25 @@ fn checks(s: &Stack) -> Vec<Line> {
         })
     };
 
-    // Which kernel the sandbox's processes talk to.
+    // Which kernel the sandbox's processes talk to; the checks that read what a kernel
+    // shows (its /proc, its cgroup files, its answers to syscalls) judge by it.
+    let kernel_probe = s.sandbox("dev", judge::KERNEL_PROBE);
     add(
         "runtime",
         "the sandbox runs under its configured runtime (under runsc, gVisor's kernel answers)",
         judge::judge_runtime(
             &s.inspect("sandbox", "{{.HostConfig.Runtime}}"),
-            &s.sandbox("dev", judge::KERNEL_PROBE),
+            &kernel_probe,
         ),
     );
+    let kernel = judge::kernel_of(&kernel_probe);
+    let by_kernel = |judge: &dyn Fn(judge::Kernel) -> Outcome| match &kernel {
+        Ok(k) => judge(*k),
+        Err(Outcome::Fail(why)) => {
+            Outcome::Fail(format!("cannot tell the sandbox's kernel: {why}"))
+        }
+        Err(other) => other.clone(),
+    };
 
     // Reachability through the proxy.
     add(
@@ -281,26 +324,30 @@ fn checks(s: &Stack) -> Vec<Line> {
     add(
         "no-new-privileges",
         "setuid binaries cannot elevate (no_new_privs)",
-        judge::judge_no_new_privileges(&status),
+        by_kernel(&|k| judge::judge_no_new_privileges(k, &status)),
+    );
+    let (as_dev, as_root) = (
+        s.sandbox("dev", judge::SECCOMP_PROBE),
+        s.sandbox("root", judge::SECCOMP_PROBE),
     );
     add(
         "seccomp",
-        "the stack's seccomp filter, not Docker's default, refuses namespaces, ptrace, TIOCSTI and unlisted socket families",
-        judge::judge_seccomp(
-            &status,
-            &s.sandbox("dev", judge::SECCOMP_PROBE),
-            &s.sandbox("root", judge::SECCOMP_PROBE),
-        ),
+        "the stack's seccomp filter, not Docker's default, refuses namespaces, ptrace, TIOCSTI and unlisted socket families (under gVisor: its kernel answers every call)",
+        by_kernel(&|k| judge::judge_seccomp(k, &status, &as_dev, &as_root)),
     );
     add(
         "mount-refused",
         "mount fails, even for root",
         judge::judge_mount(&s.sandbox("root", judge::MOUNT_PROBE)),
     );
+    let (inside, host) = (
+        s.sandbox("dev", judge::PIDS_PROBE),
+        s.host_cgroup("sandbox", "pids", "pids.max", "pids_max"),
+    );
     add(
         "pids-limit",
         "the number of processes is bounded",
-        judge::judge_pids(&expected, &s.sandbox("dev", judge::PIDS_PROBE)),
+        by_kernel(&|k| judge::judge_pids(&expected, k, &inside, &host)),
     );
     lines
 }

@@ -537,8 +537,11 @@ pub fn judge_writable(r: &Recorded) -> Outcome {
 // ---- privileges ------------------------------------------------------------------------
 
 /// The privilege fields of dev's own process (`no-capabilities`, `no-new-privileges`,
-/// `seccomp`), as dev.
-pub const DEV_STATUS_PROBE: &str = "sed -n 's/^\\(CapPrm\\|CapEff\\|NoNewPrivs\\|Seccomp\\):[[:space:]]*/\\1=/p' /proc/self/status\n";
+/// `seccomp`), as dev: `/proc/self/status`, and `prctl(PR_GET_NO_NEW_PRIVS)` as
+/// `prctl_no_new_privs=` (gVisor's `/proc/self/status` has no `NoNewPrivs` line; its
+/// kernel answers the prctl).
+pub const DEV_STATUS_PROBE: &str = "sed -n 's/^\\(CapPrm\\|CapEff\\|NoNewPrivs\\|Seccomp\\):[[:space:]]*/\\1=/p' /proc/self/status; \
+python3 -c 'import ctypes; print(\"prctl_no_new_privs=%d\" % ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))'\n";
 
 /// Root's bounding set, in a root exec and in PID 1, as root.
 pub const ROOT_CAPS_PROBE: &str = "sed -n 's/^CapBnd:[[:space:]]*/self_bnd=/p' /proc/self/status; \
@@ -585,12 +588,23 @@ pub fn judge_capabilities(expected: &Expected, dev: &Recorded, root: &Recorded) 
     ))
 }
 
-/// `no-new-privileges`, over [`DEV_STATUS_PROBE`].
-pub fn judge_no_new_privileges(dev: &Recorded) -> Outcome {
-    match dev.fields("/proc/self/status as dev", ["NoNewPrivs"]) {
-        Ok(["1"]) => pass("NoNewPrivs 1"),
-        Ok([v]) => fail(format!("NoNewPrivs {v}")),
-        Err(o) => o,
+/// `no-new-privileges`, over [`DEV_STATUS_PROBE`]. On the host's kernel, its own field
+/// in `/proc/self/status`; gVisor's has no such line, so there its kernel's answer to
+/// `prctl(PR_GET_NO_NEW_PRIVS)`.
+pub fn judge_no_new_privileges(kernel: Kernel, dev: &Recorded) -> Outcome {
+    match kernel {
+        Kernel::Host => match dev.fields("/proc/self/status as dev", ["NoNewPrivs"]) {
+            Ok(["1"]) => pass("NoNewPrivs 1"),
+            Ok([v]) => fail(format!("NoNewPrivs {v}")),
+            Err(o) => o,
+        },
+        Kernel::Gvisor => match dev.fields("prctl as dev", ["prctl_no_new_privs"]) {
+            Ok(["1"]) => {
+                pass("gVisor: PR_GET_NO_NEW_PRIVS 1 (its /proc/self/status has no NoNewPrivs line)")
+            }
+            Ok([v]) => fail(format!("gVisor: PR_GET_NO_NEW_PRIVS {v}")),
+            Err(o) => o,
+        },
     }
 }
 
@@ -649,15 +663,29 @@ const SECCOMP_CALLS: [(&str, &str); 4] = [
 ];
 
 /// `seccomp`, over [`DEV_STATUS_PROBE`] and [`SECCOMP_PROBE`] as dev and as root.
-pub fn judge_seccomp(dev_status: &Recorded, as_dev: &Recorded, as_root: &Recorded) -> Outcome {
+///
+/// Under gVisor the stack's filter is not applied (runsc is registered without
+/// `--oci-seccomp`: README, "gVisor"), an accepted difference: gVisor's kernel answers
+/// every call of the sandbox itself, and the host's kernel sees only gVisor's own calls,
+/// under runsc's filter. There the check requires no filter in the sandbox and that each
+/// call reached gVisor's kernel (an answer that is not the filter's EPERM); should runsc
+/// be registered with `--oci-seccomp`, the filter must refuse as on the host's kernel.
+pub fn judge_seccomp(
+    kernel: Kernel,
+    dev_status: &Recorded,
+    as_dev: &Recorded,
+    as_root: &Recorded,
+) -> Outcome {
     let [mode] = match dev_status.fields("/proc/self/status as dev", ["Seccomp"]) {
         Ok(v) => v,
         Err(o) => return o,
     };
-    if mode != "2" {
+    let unfiltered = kernel == Kernel::Gvisor && mode == "0";
+    if mode != "2" && !unfiltered {
         return fail(format!("Seccomp {mode}: no filter"));
     }
     let mut seen = Vec::new();
+    let mut answers = Vec::new();
     for (user, r) in [("dev", as_dev), ("root", as_root)] {
         let [arch] = match r.fields(&format!("python3 as {user}"), ["arch"]) {
             Ok(v) => v,
@@ -673,6 +701,30 @@ pub fn judge_seccomp(dev_status: &Recorded, as_dev: &Recorded, as_root: &Recorde
             Ok(v) => v,
             Err(o) => return o,
         };
+        if unfiltered {
+            // gVisor's kernel answered: anything but a refusal before it looked.
+            let refused: Vec<&str> = keys
+                .iter()
+                .zip(values)
+                .filter(|(_, got)| *got == "EPERM" || *got == "NO-ANSWER")
+                .map(|(call, _)| *call)
+                .collect();
+            if !refused.is_empty() {
+                return fail(format!(
+                    "gVisor, Seccomp 0, as {user}: {} answered EPERM or nothing, which gVisor's kernel does not give those arguments",
+                    refused.join(", ")
+                ));
+            }
+            if user == "dev" {
+                answers = keys
+                    .iter()
+                    .zip(values)
+                    .map(|(call, got)| format!("{call} {got}"))
+                    .collect();
+            }
+            seen.push(user);
+            continue;
+        }
         let wrong: Vec<String> = SECCOMP_CALLS
             .iter()
             .zip(values)
@@ -692,6 +744,13 @@ pub fn judge_seccomp(dev_status: &Recorded, as_dev: &Recorded, as_root: &Recorde
             ));
         }
         seen.push(user);
+    }
+    if unfiltered {
+        return pass(format!(
+            "gVisor: the stack's filter is not applied (an accepted difference, README \"gVisor\"); gVisor's kernel answers every call ({}, as {}), the host's kernel sees only gVisor's own calls",
+            answers.join(", "),
+            seen.join(" and ")
+        ));
     }
     pass(format!(
         "filter mode; unshare, ptrace, TIOCSTI and AF_CAN refused with EPERM before the kernel looked (as {})",
@@ -721,12 +780,90 @@ pub fn judge_mount(r: &Recorded) -> Outcome {
 /// `pids-limit`'s probe (cgroup v2, then v1).
 pub const PIDS_PROBE: &str = "echo \"pids_max=$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)\"\n";
 
-/// `pids-limit`, over [`PIDS_PROBE`].
-pub fn judge_pids(expected: &Expected, r: &Recorded) -> Outcome {
-    match r.fields("cat pids.max", ["pids_max"]) {
-        Ok([v]) if v == expected.pids.to_string() => pass(format!("pids.max {v}")),
-        Ok([v]) => fail(format!("pids.max {v:?}, expected {}", expected.pids)),
-        Err(o) => o,
+/// `pids-limit`, over [`PIDS_PROBE`] in the sandbox and the same file of the sandbox's
+/// cgroup on the host (`pids_max=`, read by the CLI through [`cgroup_dir`]).
+///
+/// On the host's kernel the sandbox's own cgroup file is the limit. gVisor's kernel
+/// shows its own cgroup files, which do not carry it ("max"): the limit is on the host's
+/// cgroup of the sandbox (gVisor's kernel and its stub processes, about two host tasks
+/// per process in the sandbox), so there the host's file is the one judged.
+pub fn judge_pids(
+    expected: &Expected,
+    kernel: Kernel,
+    inside: &Recorded,
+    host: &Recorded,
+) -> Outcome {
+    let want = expected.pids.to_string();
+    match kernel {
+        Kernel::Host => match inside.fields("cat pids.max", ["pids_max"]) {
+            Ok([v]) if v == want => pass(format!("pids.max {v}")),
+            Ok([v]) => fail(format!("pids.max {v:?}, expected {want}")),
+            Err(o) => o,
+        },
+        Kernel::Gvisor => {
+            let [shown] = match inside.fields("cat pids.max", ["pids_max"]) {
+                Ok(v) => v,
+                Err(o) => return o,
+            };
+            match host.fields("the sandbox's pids cgroup on the host", ["pids_max"]) {
+                Ok([v]) if v == want => pass(format!(
+                    "gVisor: pids.max {v} on the host's cgroup of the sandbox (gVisor's kernel and its stubs; inside, gVisor's own cgroup shows {shown:?})"
+                )),
+                Ok([v]) => fail(format!(
+                    "gVisor: pids.max {v:?} on the host's cgroup of the sandbox, expected {want}"
+                )),
+                Err(o) => o,
+            }
+        }
+    }
+}
+
+/// The directory under `/sys/fs/cgroup` of `controller` (`pids`, `memory`, `cpu`) for
+/// a process, from its `/proc/PID/cgroup`: cgroup v1's `N:pids:/docker/ID` gives
+/// `pids/docker/ID`, v2's single `0::/path` gives `path`. `None` when the file names
+/// neither (a process that is gone, a controller that is not mounted).
+pub fn cgroup_dir(proc_cgroup: &str, controller: &str) -> Option<String> {
+    let entries: Vec<(&str, &str)> = proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((controllers, path.trim_start_matches('/')))
+        })
+        .collect();
+    let v1 = entries
+        .iter()
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == controller));
+    match v1 {
+        Some((controllers, path)) => Some(
+            format!("{controllers}/{path}")
+                .trim_end_matches('/')
+                .to_owned(),
+        ),
+        // v2 only when it is the sole hierarchy: on a v1 host, "0::/" is the unused one.
+        None if entries.len() == 1 && entries[0].0.is_empty() => {
+            Some(entries[0].1.trim_end_matches('/').to_owned())
+        }
+        None => None,
+    }
+}
+
+/// Which kernel the sandbox's processes talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// The host's Linux (runc, or any runtime that is not gVisor).
+    Host,
+    /// gVisor's user-space kernel (runsc).
+    Gvisor,
+}
+
+/// The kernel [`KERNEL_PROBE`] shows, or the failure of a probe that did not run.
+pub fn kernel_of(kernel: &Recorded) -> Result<Kernel, Outcome> {
+    match kernel.fields("cat /proc/version", ["kernel"]) {
+        Ok([v]) if v.contains(GVISOR_VERSION) => Ok(Kernel::Gvisor),
+        Ok([v]) if !v.is_empty() => Ok(Kernel::Host),
+        Ok(_) => Err(fail("cat /proc/version printed nothing")),
+        Err(o) => Err(o),
     }
 }
 

@@ -333,13 +333,202 @@ fn proxy_side_probe(s: &Stack) -> String {
 /// controller, about pids.max processes), while the proxy keeps serving both a probe that
 /// was already running in the sandbox and requests from the proxy's own side; afterwards
 /// no bomb process is left and the sandbox is healthy.
+///
+/// Under gVisor the processes in the sandbox are not host processes: the host's pids
+/// limit counts gVisor's kernel and its stub processes (about two host tasks per process
+/// inside), and gVisor's own cgroup files show no limit. There the check runs
+/// [`fork_bomb_under_gvisor`].
 pub fn fork_bomb_is_contained_and_the_proxy_keeps_serving(s: &Stack) -> Result<(), String> {
     let restore = Restore::new(|| {
         kill_bomb(s)?;
         heal(s)
     });
-    let result = fork_bomb(s);
+    let result = if s.runtime == "runsc" {
+        fork_bomb_under_gvisor(s)
+    } else {
+        fork_bomb(s)
+    };
     restore.finish(result)
+}
+
+/// A file in /workspace written before a fault that ends the sandbox: it must survive.
+fn workspace_marker(s: &Stack, tag: &str) -> Result<String, String> {
+    let path = format!("/workspace/.{}", crate::stack::unique(tag));
+    let out = s.sandbox(&format!("echo kept > '{path}' && cat '{path}'"));
+    ensure(text(&out.stdout).trim() == "kept", || {
+        format!("writing {path}: {}", show(&out))
+    })?;
+    Ok(path)
+}
+
+/// After a fault that ended the sandbox: Docker restarted it (once more than `restarts`),
+/// it is healthy again, its egress answers 200, and `marker` survived; the proxy never
+/// restarted. Returns how long the sandbox took to be healthy.
+fn sandbox_came_back(
+    s: &Stack,
+    restarts: u64,
+    proxy_restarts: u64,
+    marker: &str,
+) -> Result<Duration, String> {
+    let took = wait_healthy(s, &["sandbox", "proxy"], Duration::from_secs(120))?;
+    let now_restarts = restart_count(s, "sandbox");
+    ensure(now_restarts == restarts + 1, || {
+        format!(
+            "the sandbox restarted {} times, expected once",
+            now_restarts - restarts
+        )
+    })?;
+    ensure(restart_count(s, "proxy") == proxy_restarts, || {
+        "the proxy restarted too".to_owned()
+    })?;
+    let code = s.status_from_sandbox("http://api.allowed.test/");
+    ensure(code == "200", || {
+        format!("api.allowed.test after the sandbox came back: {code:?}")
+    })?;
+    let out = s.sandbox(&format!("cat '{marker}' && rm -f '{marker}'"));
+    ensure(text(&out.stdout).trim() == "kept", || {
+        format!("{marker} did not survive: {}", show(&out))
+    })?;
+    Ok(took)
+}
+
+/// Docker's events of the service's container between `since` and now, as
+/// `ACTION EXITCODE` lines (`die 2`, `oom`, `start`).
+fn events_since(s: &Stack, service: &str, since: f64) -> Vec<String> {
+    let id = container(s, service);
+    let out = s.run(
+        "docker",
+        &[
+            "events",
+            "--since",
+            &format!("{}", since.floor() as u64),
+            "--until",
+            &format!("{:.3}", now()),
+            "--filter",
+            &format!("container={id}"),
+            "--filter",
+            "event=die",
+            "--filter",
+            "event=oom",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ],
+    );
+    text(&out.stdout)
+        .lines()
+        .map(|l| l.replace("<no value>", "").trim().to_owned())
+        .collect()
+}
+
+/// The fork bomb under gVisor (runsc 0.0~20240729), as seen here: gVisor forks slowly
+/// (about 25 processes a second), each process costs the host about two tasks (gVisor's
+/// stubs), and when the host's pids cgroup of the sandbox refuses gVisor's kernel a
+/// task, gVisor's kernel stops, with the whole sandbox (exit 2). So the bomb is contained
+/// at the sandbox's boundary, not at the bomb: the host's limit holds (pids.events
+/// counts the refusal), the proxy serves throughout, Docker restarts the sandbox and
+/// /workspace survives. The bomb gets longer than under runc (45 s) to reach the limit.
+fn fork_bomb_under_gvisor(s: &Stack) -> Result<(), String> {
+    let before = s.status_from_sandbox("http://api.allowed.test/");
+    ensure(before == "200", || {
+        format!("precondition: api.allowed.test answers {before:?} before the bomb")
+    })?;
+    let pids_limit: u64 = inspect(s, "sandbox", "{{.HostConfig.PidsLimit}}")
+        .parse()
+        .map_err(|e| format!("the sandbox's PidsLimit: {e}"))?;
+    let host = s.host_cgroup("sandbox", "pids")?;
+    let host_max = std::fs::read_to_string(host.join("pids.max")).unwrap_or_default();
+    ensure(host_max.trim() == pids_limit.to_string(), || {
+        format!("the host's pids.max for the sandbox is {host_max:?}, docker says {pids_limit}")
+    })?;
+    let marker = workspace_marker(s, "bomb")?;
+    let (restarts, proxy_restarts) = (restart_count(s, "sandbox"), restart_count(s, "proxy"));
+    let t0 = now();
+    let bomb_script =
+        format!("timeout 60 python3 - 6 45 safeai-e2e-bomb-parent <<'PY'\n{BOMB}PY\n");
+    let done = AtomicBool::new(false);
+    let mut proxy_probes: Vec<(f64, f64, String)> = Vec::new();
+    let (bomb, host_view) = std::thread::scope(|scope| {
+        let bomb = scope.spawn(|| {
+            let out = s.sandbox(&bomb_script);
+            done.store(true, Ordering::SeqCst);
+            out
+        });
+        // The host's count of the sandbox's tasks and of refusals at its limit, until the
+        // cgroup goes with the sandbox (or the bomb ends).
+        let watcher = scope.spawn(|| {
+            let started = Instant::now();
+            let (mut peak, mut refusals) = (0u64, 0u64);
+            while !done.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(75) {
+                let current = std::fs::read_to_string(host.join("pids.current"));
+                let events = std::fs::read_to_string(host.join("pids.events"));
+                let (Ok(current), Ok(events)) = (current, events) else {
+                    break;
+                };
+                peak = peak.max(current.trim().parse().unwrap_or(0));
+                let max = events
+                    .lines()
+                    .find_map(|l| l.strip_prefix("max "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                refusals = refusals.max(max);
+                // gVisor's kernel stops within moments of the first refusal.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (peak, refusals)
+        });
+        let started = Instant::now();
+        while !done.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(75) {
+            let t = now();
+            let got = proxy_side_probe(s);
+            proxy_probes.push((t, now(), got));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (bomb.join(), watcher.join().unwrap_or((0, 0)))
+    });
+    let bomb = bomb.map_err(|_| "the bomb's thread panicked".to_owned())?;
+    let (peak, refusals) = host_view;
+    let events = events_since(s, "sandbox", t0);
+    eprintln!(
+        "fork bomb (gVisor): host tasks of the sandbox up to {peak} of {pids_limit}, {refusals} refusals counted; \
+         sandbox events {events:?}; the bomb's exec: {}",
+        show(&bomb)
+    );
+    // The limit reached: a refusal counted, or (when the sandbox ended between two
+    // readings) the count seen at the limit.
+    ensure(refusals >= 1 || peak + 8 >= pids_limit, || {
+        format!(
+            "the host's pids limit did not refuse (peak {peak} of {pids_limit}, {refusals} refusals): what stopped the bomb?\n{}",
+            show(&bomb)
+        )
+    })?;
+    ensure(
+        events
+            .iter()
+            .any(|e| e.starts_with("die ") && e != "die 137")
+            && !events.iter().any(|e| e == "oom"),
+        || {
+            format!(
+                "expected the sandbox to end at its pids limit (a die event, no OOM), as gVisor 0.0~20240729 does: {events:?}\n{}",
+                show(&bomb)
+            )
+        },
+    )?;
+    ensure(
+        !proxy_probes.is_empty()
+            && proxy_probes
+                .iter()
+                .all(|(_, _, r)| r == "ok HTTP/1.1 200 OK"),
+        || format!("the proxy during the bomb: {proxy_probes:?}"),
+    )?;
+    let took = sandbox_came_back(s, restarts, proxy_restarts, &marker)?;
+    eprintln!(
+        "fork bomb (gVisor): {} proxy-side probes all 200; the sandbox was back and healthy {:.1} s later, egress 200, /workspace kept",
+        proxy_probes.len(),
+        took.as_secs_f64()
+    );
+    Ok(())
 }
 
 fn fork_bomb(s: &Stack) -> Result<(), String> {
@@ -525,7 +714,15 @@ sys.exit(3)
 /// Under a 512 MiB limit (set with `docker update`, restored after), a process that
 /// allocates without end is OOM-killed (137, counted by the memory controller) while the
 /// sandbox container itself and the proxy stay up, healthy and serving.
+///
+/// Under gVisor (no `docker update` there) the hog meets the configured limit instead:
+/// [`memory_hog_under_gvisor`].
 pub fn memory_hog_is_killed_without_taking_the_stack_down(s: &Stack) -> Result<(), String> {
+    if s.runtime == "runsc" {
+        let restore = Restore::new(|| heal(s));
+        let result = memory_hog_under_gvisor(s);
+        return restore.finish(result);
+    }
     let id = container(s, "sandbox");
     let original = inspect(
         s,
@@ -619,6 +816,129 @@ fn memory_hog(s: &Stack, id: &str) -> Result<(), String> {
     })?;
     eprintln!(
         "memory hog: OOM-killed (137) after {allocated} MiB; the sandbox ({sandbox_after}) and the proxy stayed up and healthy, egress 200"
+    );
+    Ok(())
+}
+
+/// The memory hog under gVisor (runsc 0.0~20240729): the sandbox's memory is gVisor's
+/// kernel's, so the host's OOM killer, at the configured limit (the e2e runsc stack:
+/// 2 GiB), picks one of the sandbox's host tasks. Seen here: for one hog, the host task
+/// that maps its memory (`oom_score_adj` 1), and the hog ends (status 1, nothing on its
+/// stderr) while the sandbox stays up; in a sandbox of many small processes,
+/// gVisor's kernel itself (`oom_score_adj` 0), and the whole sandbox ends (137) and
+/// Docker restarts it. Either is contained at the sandbox's boundary, and the check
+/// holds each to that: the OOM kill counted in the sandbox's cgroup, the hog stopped
+/// below the limit, the proxy up and serving throughout, the sandbox healthy again
+/// (restarted once, or not at all) with /workspace intact.
+fn memory_hog_under_gvisor(s: &Stack) -> Result<(), String> {
+    let config = s.service_config("sandbox")?;
+    let configured: u64 = config["mem_limit"]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .or_else(|| config["mem_limit"].as_u64())
+        .ok_or_else(|| {
+            format!(
+                "no mem_limit in the sandbox's config: {}",
+                config["mem_limit"]
+            )
+        })?;
+    let host = s
+        .host_cgroup_file("sandbox", "memory", "memory.limit_in_bytes")
+        .or_else(|_| s.host_cgroup_file("sandbox", "memory", "memory.max"))?;
+    ensure(host == configured.to_string(), || {
+        format!("the host's memory limit of the sandbox is {host:?}, configured {configured}")
+    })?;
+    // The hog allocates up to 2.5 GiB: past this limit, or the check proves nothing.
+    ensure(configured < 2560 << 20, || {
+        format!("the configured limit {configured} is beyond what the hog allocates")
+    })?;
+    let marker = workspace_marker(s, "hog")?;
+    let (restarts, proxy_restarts) = (restart_count(s, "sandbox"), restart_count(s, "proxy"));
+    let t0 = now();
+    let done = AtomicBool::new(false);
+    let mut proxy_probes: Vec<String> = Vec::new();
+    let hog = std::thread::scope(|scope| {
+        let hog = scope.spawn(|| {
+            let out = s.sandbox(&format!(
+                "timeout 90 python3 -c '{HOG}' 2>/tmp/safeai-e2e-hog.err | tail -n 1 | sed 's/^/allocated_mib=/'; \
+                 echo status=${{PIPESTATUS[0]}}; echo \"error=$(tail -n 1 /tmp/safeai-e2e-hog.err)\"; rm -f /tmp/safeai-e2e-hog.err"
+            ));
+            done.store(true, Ordering::SeqCst);
+            out
+        });
+        let started = Instant::now();
+        while !done.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(100) {
+            proxy_probes.push(proxy_side_probe(s));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        hog.join()
+    });
+    let hog = hog.map_err(|_| "the hog's thread panicked".to_owned())?;
+    let events = events_since(s, "sandbox", t0);
+    eprintln!(
+        "memory hog (gVisor): limit {configured} bytes; sandbox events {events:?}; the hog's exec: {}",
+        show(&hog)
+    );
+    ensure(events.iter().any(|e| e == "oom"), || {
+        format!(
+            "the host's OOM killer did not act in the sandbox's cgroup: {events:?}\n{}",
+            show(&hog)
+        )
+    })?;
+    ensure(
+        !proxy_probes.is_empty() && proxy_probes.iter().all(|r| r == "ok HTTP/1.1 200 OK"),
+        || format!("the proxy during the hog: {proxy_probes:?}"),
+    )?;
+    let whole = events.iter().any(|e| e.starts_with("die"));
+    let (took, how) = if whole {
+        ensure(events.iter().any(|e| e == "die 137"), || {
+            format!("the sandbox ended, but not by the OOM killer: {events:?}")
+        })?;
+        let took = sandbox_came_back(s, restarts, proxy_restarts, &marker)?;
+        (
+            took,
+            "the whole sandbox was OOM-killed and restarted".to_owned(),
+        )
+    } else {
+        let report = key_values(&text(&hog.stdout));
+        let (status, allocated) = (num(&report, "status"), num(&report, "allocated_mib"));
+        ensure(
+            status.is_some_and(|c| c != 0.0 && c != 3.0)
+                && allocated.is_some_and(|m| m * 1048576.0 <= configured as f64),
+            || {
+                format!(
+                    "the sandbox stayed up, but the hog was not stopped below the limit: {}",
+                    show(&hog)
+                )
+            },
+        )?;
+        let error = report.get("error").cloned().unwrap_or_default();
+        let took = wait_healthy(s, &["sandbox", "proxy"], Duration::from_secs(60))?;
+        ensure(
+            restart_count(s, "sandbox") == restarts && restart_count(s, "proxy") == proxy_restarts,
+            || "a container restarted, with no die event".to_owned(),
+        )?;
+        let code = s.status_from_sandbox("http://api.allowed.test/");
+        ensure(code == "200", || {
+            format!("api.allowed.test after the OOM kill: {code:?}")
+        })?;
+        let out = s.sandbox(&format!("cat '{marker}' && rm -f '{marker}'"));
+        ensure(text(&out.stdout).trim() == "kept", || {
+            format!("{marker}: {}", show(&out))
+        })?;
+        (
+            took,
+            format!(
+                "the hog alone was stopped (status {}, after {} MiB: {error:?}), the sandbox stayed up",
+                status.unwrap_or_default(),
+                allocated.unwrap_or_default()
+            ),
+        )
+    };
+    eprintln!(
+        "memory hog (gVisor): OOM kill at {configured} bytes: {how}; {} proxy-side probes all 200; healthy {:.1} s later, egress 200, /workspace kept",
+        proxy_probes.len(),
+        took.as_secs_f64()
     );
     Ok(())
 }

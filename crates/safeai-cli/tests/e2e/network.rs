@@ -481,20 +481,36 @@ while time.time() < end:
         break
 "#;
 
-/// In the sandbox: IPv6's state, then TCP and ICMPv6 echo to each address in argv[2:]
-/// (link-local ones through each of the sandbox's interfaces), one `KIND:TARGET=RESULT`
-/// line each: CONNECTED, REPLY, or the errno's name.
+/// In the sandbox: IPv6's state (the `disable_ipv6` knobs, `absent` where the kernel has
+/// none, as gVisor's; the addresses of `/proc/net/if_inet6`, all and beyond loopback;
+/// the addresses and routes netlink lists beyond loopback), then TCP and ICMPv6 echo to
+/// each address in argv[2:] (link-local ones through each of the sandbox's interfaces),
+/// one `KIND:TARGET=RESULT` line each: CONNECTED, REPLY, or the errno's name. The
+/// interfaces come from netlink (`if_nameindex`): gVisor has no `/sys/class/net`.
 const V6_PROBE: &str = r#"
-import errno, os, socket, struct, sys
+import errno, os, socket, struct, subprocess, sys
 def err(e):
     return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "timeout"
 port = int(sys.argv[1])
-ifaces = sorted(i for i in os.listdir("/sys/class/net") if i != "lo")
+ifaces = sorted(n for _, n in socket.if_nameindex() if n != "lo")
+print(f"interfaces={','.join(ifaces)}")
 for name in ["all", "default"] + ifaces:
-    with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6") as f:
-        print(f"disable_ipv6:{name}={f.read().strip()}")
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6") as f:
+            print(f"disable_ipv6:{name}={f.read().strip()}")
+    except FileNotFoundError:
+        print(f"disable_ipv6:{name}=absent")
 with open("/proc/net/if_inet6") as f:
-    print(f"v6_addresses={len(f.read().splitlines())}")
+    v6 = [l.split() for l in f.read().splitlines() if l.strip()]
+print(f"v6_addresses={len(v6)}")
+print(f"v6_addresses_beyond_lo={sum(1 for l in v6 if l[-1] != 'lo')}")
+def ip(*args):
+    r = subprocess.run(["ip", *args], capture_output=True, text=True)
+    return r.returncode, [l for l in r.stdout.splitlines() if l.strip()]
+rc, lines = ip("-o", "-6", "addr", "show")
+print(f"ip6_addr_beyond_lo={sum(1 for l in lines if l.split()[1] != 'lo') if rc == 0 else f'exit {rc}'}")
+rc, lines = ip("-6", "route", "show", "table", "all")
+print(f"ip6_routes_beyond_lo={sum(1 for l in lines if ' dev lo ' not in l + ' ') if rc == 0 else f'exit {rc}'}")
 targets = []
 for a in sys.argv[2:]:
     targets += [f"{a}%{i}" for i in ifaces] if a.lower().startswith("fe80:") else [a]
@@ -541,10 +557,11 @@ fn host_v6_addresses(s: &Stack) -> Vec<String> {
     addrs
 }
 
-/// IPv6 is off in the sandbox (no address, `disable_ipv6` everywhere), and a v6-only
-/// listener on the host's `[::]`, which really listens (the host reaches it on `::1`),
-/// is reached from the sandbox through none of the host's IPv6 addresses, link-local
-/// ones included; no ICMPv6 echo is answered either.
+/// IPv6 is off in the sandbox (no address, `disable_ipv6` everywhere; under gVisor, which
+/// has no such knob, no address or route beyond loopback's ::1), and a v6-only listener
+/// on the host's `[::]`, which really listens (the host reaches it on `::1`), is reached
+/// from the sandbox through none of the host's IPv6 addresses, link-local ones included;
+/// no ICMPv6 echo is answered either.
 pub fn no_ipv6_path_from_the_sandbox_to_the_host(s: &Stack) -> Result<(), String> {
     use std::io::{BufRead, BufReader};
     let addrs = host_v6_addresses(s);
@@ -602,14 +619,36 @@ pub fn no_ipv6_path_from_the_sandbox_to_the_host(s: &Stack) -> Result<(), String
         format!("the control connection from ::1 was not seen: {accepted:?}")
     })?;
     let mut off = f.iter().filter(|(k, _)| k.starts_with("disable_ipv6:"));
-    ensure(
-        f.contains_key("disable_ipv6:all") && off.all(|(_, v)| v == "1"),
-        || format!("IPv6 is not disabled in the sandbox\n{}", evidence()),
-    )?;
-    ensure(
-        f.get("v6_addresses").map(String::as_str) == Some("0"),
-        || format!("the sandbox has IPv6 addresses\n{}", evidence()),
-    )?;
+    let zero = |k: &str| f.get(k).map(String::as_str) == Some("0");
+    if s.runtime == "runsc" {
+        // gVisor: runsc gives the sandbox's interfaces IPv4 only, and its kernel has no
+        // `disable_ipv6` knob to show. IPv6 is loopback's alone: ::1 on lo, no address
+        // and no route on any other interface (its /proc and netlink agree).
+        ensure(
+            f.contains_key("disable_ipv6:all") && off.all(|(_, v)| v == "absent"),
+            || {
+                format!(
+                    "gVisor shows IPv6 knobs it did not show before\n{}",
+                    evidence()
+                )
+            },
+        )?;
+        ensure(
+            f.get("interfaces").is_some_and(|i| !i.is_empty())
+                && zero("v6_addresses_beyond_lo")
+                && zero("ip6_addr_beyond_lo")
+                && zero("ip6_routes_beyond_lo"),
+            || format!("the sandbox has IPv6 beyond loopback\n{}", evidence()),
+        )?;
+    } else {
+        ensure(
+            f.contains_key("disable_ipv6:all") && off.all(|(_, v)| v == "1"),
+            || format!("IPv6 is not disabled in the sandbox\n{}", evidence()),
+        )?;
+        ensure(zero("v6_addresses"), || {
+            format!("the sandbox has IPv6 addresses\n{}", evidence())
+        })?;
+    }
     for a in &addrs {
         for kind in ["tcp", "icmp6"] {
             let results: Vec<&String> = f

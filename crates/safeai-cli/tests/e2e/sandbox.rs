@@ -309,10 +309,75 @@ const SECCOMP_EXPECTED: &[(&str, &str)] = &[
     ("threads", "OK"),
 ];
 
+/// The same probe under gVisor (runsc 0.0~20240729, registered without `--oci-seccomp`:
+/// README, "gVisor"), where no filter is applied and gVisor's kernel answers each call
+/// itself. What fails there, fails in gVisor's kernel; what it allows happens in gVisor's
+/// kernel only (no host kernel object is made for it, and for user namespaces
+/// [`seccomp_refuses_dangerous_syscalls`] checks that on the host).
+const SECCOMP_EXPECTED_GVISOR: &[(&str, &str)] = &[
+    // Contained: gVisor's kernel makes user namespaces itself (and ignores CSIGNAL's bit
+    // that Linux rejects); one grants capabilities over gVisor's objects only.
+    ("unshare_newuser", "OK"),
+    ("unshare_newuser_invalid_flag", "OK"),
+    // Fails: no CAP_SYS_ADMIN, gVisor's own capability check.
+    ("unshare_newnet", "EPERM"),
+    ("unshare_newnet_invalid_flag", "EPERM"),
+    // Contained: gVisor implements ptrace among its own tasks; no host process is traced.
+    ("ptrace_traceme", "OK"),
+    ("ptrace_peek_no_such_pid", "ESRCH"),
+    // Fails: gVisor's kernel offers no BPF maps or programs to unprivileged callers.
+    ("bpf_map_create", "EPERM"),
+    ("bpf_bad_pointer", "EPERM"),
+    // Contained: gVisor's kernel keeps a session keyring of its own (nothing reaches the
+    // host's keyrings); operations it lacks answer ENOSYS.
+    ("keyctl_get_keyring_id", "OK"),
+    ("keyctl_unknown_op", "ENOSYS"),
+    // Fails: gVisor's terminals do not implement TIOCSTI (ENOTTY), and gVisor's
+    // terminal is never the host's.
+    ("tiocsti_pty", "ENOTTY"),
+    ("tiocsti_controlling_tty", "ENOTTY"),
+    ("tiocsti_high_bits_pty", "ENOTTY"),
+    ("tiocsti_bad_fd", "EBADF"),
+    ("tiocsti_high_bits_bad_fd", "EBADF"),
+    ("tioclinux_bad_fd", "EBADF"),
+    ("tiocgwinsz_pty", "OK"),
+    ("tiocgwinsz_bad_fd", "EBADF"),
+    // Fails: gVisor's personality(2) accepts no change of persona and not even the query
+    // (EINVAL), so ASLR cannot be turned off.
+    ("personality_query", "EINVAL"),
+    ("personality_addr_no_randomize", "EINVAL"),
+    // gVisor implements clone3 (EINVAL for these invalid arguments), so pthreads do not
+    // depend on the ENOSYS fallback there.
+    ("clone3_null", "EINVAL"),
+    ("clone3_struct", "EINVAL"),
+    ("threads", "OK"),
+];
+
+/// The user namespaces of `service`'s processes on the host (its cgroup's tasks).
+fn host_user_namespaces(s: &Stack, service: &str) -> Result<Vec<String>, String> {
+    let procs = s.host_cgroup_file(service, "pids", "cgroup.procs")?;
+    let mut namespaces: Vec<String> = procs
+        .lines()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{}/ns/user", pid.trim())).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    ensure(!namespaces.is_empty(), || {
+        format!("no host process of the {service} container: {procs:?}")
+    })?;
+    namespaces.sort();
+    namespaces.dedup();
+    Ok(namespaces)
+}
+
 /// seccomp refuses namespaces, ptrace, bpf, keyctl, TIOCSTI (also with high bits set),
 /// personality(ADDR_NO_RANDOMIZE) with EPERM and clone3 with ENOSYS, for dev and for
 /// root, while the harmless neighbours (TIOCGWINSZ, the personality query, threads) work.
+/// Under gVisor, each call gets gVisor's kernel's answer ([`SECCOMP_EXPECTED_GVISOR`]),
+/// and a user namespace made inside is gVisor's: the host sees none.
 pub fn seccomp_refuses_dangerous_syscalls(s: &Stack) -> Result<(), String> {
+    if s.runtime == "runsc" {
+        return dangerous_syscalls_under_gvisor(s);
+    }
     let probe = python(SECCOMP_PROBE);
     for user in ["dev", "root"] {
         let out = s.exec("sandbox", user, &probe);
@@ -351,6 +416,86 @@ pub fn seccomp_refuses_dangerous_syscalls(s: &Stack) -> Result<(), String> {
             || format!("{user}: `unshare -U true` / `unshare -n true`:\n{got}"),
         )?;
     }
+    Ok(())
+}
+
+fn dangerous_syscalls_under_gvisor(s: &Stack) -> Result<(), String> {
+    let probe = python(SECCOMP_PROBE);
+    for user in ["dev", "root"] {
+        let out = s.exec("sandbox", user, &probe);
+        let got = key_values(&text(&out.stdout));
+        ensure(
+            got.get("arch").map(String::as_str) == Some("x86_64"),
+            || {
+                format!(
+                    "{user}: the gVisor answers were recorded on x86_64 only: {} {}",
+                    text(&out.stdout),
+                    text(&out.stderr)
+                )
+            },
+        )?;
+        expect_all(
+            &format!(
+                "{user} under gVisor (kernel {})",
+                got.get("kernel").map_or("?", String::as_str)
+            ),
+            &out,
+            SECCOMP_EXPECTED_GVISOR,
+        )?;
+    }
+    // util-linux: `unshare -U` runs (in gVisor's kernel), `unshare -n` is refused.
+    for user in ["dev", "root"] {
+        let out = s.exec(
+            "sandbox",
+            user,
+            "printf 'U: '; unshare -U true 2>&1 && echo RAN; printf 'n: '; unshare -n true 2>&1 && echo RAN; true",
+        );
+        let got = text(&out.stdout);
+        ensure(
+            got.lines().any(|l| l == "U: RAN")
+                && got.lines().any(|l| {
+                    l.starts_with("n: ") && l.ends_with("unshare failed: Operation not permitted")
+                })
+                && got.matches("RAN").count() == 1,
+            || format!("{user} under gVisor: `unshare -U true` / `unshare -n true`:\n{got}"),
+        )?;
+    }
+    // Contained: while a process in the sandbox sits in a user namespace of its own (its
+    // uid_map shows it), the host's processes of the sandbox are in the user namespaces
+    // they were in before: the namespace is an object of gVisor's kernel only.
+    let before = host_user_namespaces(s, "sandbox")?;
+    let inside = std::thread::scope(|scope| {
+        let held = scope.spawn(|| {
+            s.sandbox(
+                "unshare -U -r sh -c 'echo \"uid_map=$(cat /proc/self/uid_map | tr -s \" \" | sed \"s/^ //\")\"; sleep 4'",
+            )
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let during = host_user_namespaces(s, "sandbox");
+        (held.join(), during)
+    });
+    let (held, during) = inside;
+    let held = held.map_err(|_| "the unshare thread panicked".to_owned())?;
+    let during = during?;
+    let uid_map = key_values(&text(&held.stdout))
+        .get("uid_map")
+        .cloned()
+        .unwrap_or_default();
+    ensure(uid_map == "0 1000 1", || {
+        format!(
+            "`unshare -U -r` as dev did not enter a user namespace of its own: {} {}",
+            text(&held.stdout),
+            text(&held.stderr)
+        )
+    })?;
+    ensure(during.iter().all(|ns| before.contains(ns)), || {
+        format!(
+            "a user namespace appeared on the host while one was made in the sandbox: before {before:?}, during {during:?}"
+        )
+    })?;
+    eprintln!(
+        "gVisor: a user namespace inside (uid_map {uid_map}); the host's processes of the sandbox stay in {before:?}"
+    );
     Ok(())
 }
 
@@ -597,10 +742,41 @@ else
     echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
 fi"#;
 
-/// The sandbox's cgroup holds the CPU and memory limits this run configures (the compose
-/// model with the run's environment, as `docker compose config` resolves it): the CFS
-/// quota over its period is `cpus`, the memory limit is `mem_limit`.
-pub fn cpu_and_memory_limits_are_the_configured_ones(s: &Stack) -> Result<(), String> {
+/// The limits of `service`'s cgroup on the host, where Docker applies them whatever the
+/// runtime shows inside: `(cpu quota, cpu period, memory, pids)`, v1 files first, then v2.
+fn host_limits(s: &Stack, service: &str) -> Result<(f64, f64, String, String), String> {
+    let read = |controller: &str, v1: &str, v2: &str| {
+        s.host_cgroup_file(service, controller, v1).or_else(|e1| {
+            s.host_cgroup_file(service, controller, v2)
+                .map_err(|e2| format!("{e1}; {e2}"))
+        })
+    };
+    let cpu = match s.host_cgroup_file(service, "cpu", "cpu.cfs_quota_us") {
+        Ok(quota) => format!(
+            "{quota} {}",
+            s.host_cgroup_file(service, "cpu", "cpu.cfs_period_us")?
+        ),
+        Err(e1) => s
+            .host_cgroup_file(service, "cpu", "cpu.max")
+            .map_err(|e2| format!("{e1}; {e2}"))?,
+    };
+    let (quota, period) = cpu
+        .split_once(' ')
+        .and_then(|(q, p)| Some((q.parse::<f64>().ok()?, p.parse::<f64>().ok()?)))
+        .ok_or_else(|| format!("no CPU quota in the host's cgroup of {service}: {cpu:?}"))?;
+    let memory = read("memory", "memory.limit_in_bytes", "memory.max")?;
+    let pids = s.host_cgroup_file(service, "pids", "pids.max")?;
+    Ok((quota, period, memory, pids))
+}
+
+/// The sandbox holds the CPU, memory and pids limits this run configures (the compose
+/// model with the run's environment, as `docker compose config` resolves it): on the
+/// host's cgroup of the sandbox, the CFS quota over its period is `cpus`, the memory
+/// limit `mem_limit`, pids.max `pids_limit`; under runc the sandbox's own cgroup files
+/// show the same. Under gVisor they show gVisor's own cgroups, which carry none of them
+/// (a quota of -1): the limits hold on gVisor's kernel from outside, so the host's files
+/// are the ones that count there.
+pub fn cpu_memory_and_pids_limits_are_the_configured_ones(s: &Stack) -> Result<(), String> {
     let config = s.service_config("sandbox")?;
     let cpus = config["cpus"]
         .as_f64()
@@ -616,9 +792,37 @@ pub fn cpu_and_memory_limits_are_the_configured_ones(s: &Stack) -> Result<(), St
                 config["mem_limit"]
             )
         })?;
+    let pids = config["pids_limit"].as_u64().ok_or_else(|| {
+        format!(
+            "no pids_limit in the sandbox's config: {}",
+            config["pids_limit"]
+        )
+    })?;
+
+    let (quota, period, host_memory, host_pids) = host_limits(s, "sandbox")?;
+    ensure((quota / period - cpus).abs() < 1e-6, || {
+        format!(
+            "the host's cgroup: CPU quota {quota} per {period} µs = {} CPUs, configured {cpus}",
+            quota / period
+        )
+    })?;
+    ensure(host_memory == memory.to_string(), || {
+        format!("the host's cgroup: memory limit {host_memory:?}, configured {memory}")
+    })?;
+    ensure(host_pids == pids.to_string(), || {
+        format!("the host's cgroup: pids.max {host_pids:?}, configured {pids}")
+    })?;
+
     let out = s.sandbox(LIMITS_PROBE);
     let got = key_values(&text(&out.stdout));
     let evidence = || format!("{}{}", text(&out.stdout), text(&out.stderr));
+    if s.runtime == "runsc" {
+        eprintln!(
+            "sandbox limits (host's cgroup): {cpus} CPUs (quota {quota}/{period}), memory {memory} bytes, pids {pids}; inside, gVisor shows {}",
+            evidence().trim().replace('\n', ", ")
+        );
+        return Ok(());
+    }
     let cpu = got.get("cpu").cloned().unwrap_or_default();
     let (quota, period) = cpu
         .split_once(' ')
@@ -637,7 +841,9 @@ pub fn cpu_and_memory_limits_are_the_configured_ones(s: &Stack) -> Result<(), St
             evidence()
         )
     })?;
-    eprintln!("sandbox limits: {cpus} CPUs (quota {quota}/{period}), memory {memory} bytes");
+    eprintln!(
+        "sandbox limits: {cpus} CPUs (quota {quota}/{period}), memory {memory} bytes, pids {pids} (the same on the host's cgroup)"
+    );
     Ok(())
 }
 
@@ -1234,7 +1440,7 @@ pub const CHECKS: &[(&str, crate::stack::Check)] = crate::checks![
     seccomp_refuses_dangerous_syscalls,
     seccomp_allows_only_four_socket_families,
     setuid_binaries_do_not_elevate_and_dev_has_no_capabilities,
-    cpu_and_memory_limits_are_the_configured_ones,
+    cpu_memory_and_pids_limits_are_the_configured_ones,
     work_inside_keeps_working,
     writes_outside_workspace_tmp_and_home_fail,
     ssh_refuses_passwords_root_and_remote_forwarding,

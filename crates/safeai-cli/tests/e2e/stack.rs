@@ -148,7 +148,7 @@ impl Stack {
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let root = repo();
-        vec![
+        let mut env = vec![
             ("COMPOSE_PROJECT_NAME", self.project()),
             (
                 "COMPOSE_FILE",
@@ -192,7 +192,42 @@ impl Stack {
             ("SAFE_AI_SANDBOX_CPUS", "1.5".into()),
             // A small cap, so that a bounded flood shows the decision log rotating.
             ("SAFE_AI_EVENTS_MAX_BYTES", "262144".into()),
-        ]
+        ];
+        if self.runtime == "runsc" {
+            // Under gVisor the memory hog meets the configured limit itself (runsc has
+            // no `docker update`): one the machine fills in seconds.
+            env.push(("SAFE_AI_SANDBOX_MEMORY", "2g".into()));
+        }
+        env
+    }
+
+    /// The directory of `service`'s cgroup for `controller` on this host, from the
+    /// container's main process (under runsc, gVisor's kernel): where Docker applies the
+    /// limits, whatever the runtime shows inside.
+    pub fn host_cgroup(&self, service: &str, controller: &str) -> Result<PathBuf, String> {
+        let id = text(&self.compose(&["ps", "-q", service]).stdout)
+            .trim()
+            .to_owned();
+        let out = self.run("docker", &["inspect", "-f", "{{.State.Pid}}", &id]);
+        let pid = text(&out.stdout).trim().to_owned();
+        let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|e| format!("/proc/{pid}/cgroup of {service} ({id:?}): {e}"))?;
+        safeai_core::verify::cgroup_dir(&proc_cgroup, controller)
+            .map(|dir| Path::new("/sys/fs/cgroup").join(dir))
+            .ok_or_else(|| format!("no {controller} cgroup for {service}: {proc_cgroup}"))
+    }
+
+    /// `file` of `service`'s cgroup for `controller` on this host, trimmed.
+    pub fn host_cgroup_file(
+        &self,
+        service: &str,
+        controller: &str,
+        file: &str,
+    ) -> Result<String, String> {
+        let path = self.host_cgroup(service, controller)?.join(file);
+        std::fs::read_to_string(&path)
+            .map(|v| v.trim().to_owned())
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn allowlist(&self) -> PathBuf {
@@ -415,8 +450,9 @@ impl Stack {
 
     /// `bash -lc script` as root in a throwaway container of the tools image, confined and
     /// placed like the sandbox: on the internal network only, the proxy's variables, the
-    /// stack CA's certificate volume, a read-only root. The entrypoint prepares it as it
-    /// does the sandbox (the trust bundle, the Java trust store), then runs the script.
+    /// stack CA's certificate volume, a read-only root, the sandbox's runtime (so Node,
+    /// cargo and Java run under gVisor in the runsc pass). The entrypoint prepares it as
+    /// it does the sandbox (the trust bundle, the Java trust store), then runs the script.
     pub fn in_tools_image(&self, script: &str) -> Output {
         let project = self.project();
         let proxy = format!("http://{}:3128", self.proxy_ip());
@@ -427,6 +463,8 @@ impl Stack {
         let mut args = vec![
             "run",
             "--rm",
+            "--runtime",
+            self.runtime,
             "--network",
             &network,
             "--read-only",

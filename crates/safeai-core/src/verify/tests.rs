@@ -58,8 +58,12 @@ fn never_ran() -> [Recorded; 3] {
 
 // ---- capabilities ----------------------------------------------------------------------
 
-const DEV_STATUS: &str =
-    "CapPrm=0000000000000000\nCapEff=0000000000000000\nNoNewPrivs=1\nSeccomp=2\n";
+const DEV_STATUS: &str = "CapPrm=0000000000000000\nCapEff=0000000000000000\nNoNewPrivs=1\nSeccomp=2\nprctl_no_new_privs=1\n";
+/// Dev in the e2e stack's sandbox under runsc (Debian's 0.0~20240729): gVisor's
+/// `/proc/self/status` has no NoNewPrivs line, and no filter (runsc runs without
+/// `--oci-seccomp`); its kernel answers the prctl.
+const DEV_STATUS_GVISOR: &str =
+    "CapPrm=0000000000000000\nCapEff=0000000000000000\nSeccomp=0\nprctl_no_new_privs=1\n";
 /// Root in the sandbox: the seven capabilities the model adds.
 const ROOT_CAPS_MODEL: &str = "self_bnd=00000000200404c9\npid1_bnd=00000000200404c9\n";
 /// Root in the sandbox image started with the model's options but without `cap_drop: ALL`:
@@ -122,7 +126,7 @@ fn capabilities_fail_when_the_probe_did_not_run() {
             &judge_capabilities(&expected(), &r, &ok(ROOT_CAPS_MODEL)),
             "did not run",
         );
-        assert_fail(&judge_no_new_privileges(&r), "did not run");
+        assert_fail(&judge_no_new_privileges(Kernel::Host, &r), "did not run");
     }
     assert_fail(
         &judge_capabilities(&expected(), &ok(DEV_STATUS), &command_not_found("sed")),
@@ -132,9 +136,15 @@ fn capabilities_fail_when_the_probe_did_not_run() {
 
 #[test]
 fn no_new_privileges() {
-    assert!(is_pass(&judge_no_new_privileges(&ok(DEV_STATUS))));
+    assert!(is_pass(&judge_no_new_privileges(
+        Kernel::Host,
+        &ok(DEV_STATUS)
+    )));
     assert_fail(
-        &judge_no_new_privileges(&ok(&DEV_STATUS.replace("NoNewPrivs=1", "NoNewPrivs=0"))),
+        &judge_no_new_privileges(
+            Kernel::Host,
+            &ok(&DEV_STATUS.replace("NoNewPrivs=1", "NoNewPrivs=0")),
+        ),
         "NoNewPrivs 0",
     );
 }
@@ -149,7 +159,12 @@ const SECCOMP_DOCKER_DEFAULT: &str = "arch=x86_64\nunshare_newuser=EPERM\nptrace
 
 #[test]
 fn seccomp_passes_under_the_stacks_filter() {
-    let o = judge_seccomp(&ok(DEV_STATUS), &ok(SECCOMP_MODEL), &ok(SECCOMP_MODEL));
+    let o = judge_seccomp(
+        Kernel::Host,
+        &ok(DEV_STATUS),
+        &ok(SECCOMP_MODEL),
+        &ok(SECCOMP_MODEL),
+    );
     assert!(is_pass(&o), "{o:?}");
 }
 
@@ -157,6 +172,7 @@ fn seccomp_passes_under_the_stacks_filter() {
 fn seccomp_fails_under_dockers_default_profile() {
     // Seccomp: 2 and a refused unshare, all the old check looked at, hold there too.
     let o = judge_seccomp(
+        Kernel::Host,
         &ok(DEV_STATUS),
         &ok(SECCOMP_DOCKER_DEFAULT),
         &ok(SECCOMP_DOCKER_DEFAULT),
@@ -165,6 +181,7 @@ fn seccomp_fails_under_dockers_default_profile() {
     assert_fail(&o, "tiocsti_bad_fd: EBADF");
     // Root alone under another filter fails too.
     let o = judge_seccomp(
+        Kernel::Host,
         &ok(DEV_STATUS),
         &ok(SECCOMP_MODEL),
         &ok(SECCOMP_DOCKER_DEFAULT),
@@ -176,7 +193,12 @@ fn seccomp_fails_under_dockers_default_profile() {
 fn seccomp_fails_without_a_filter() {
     let status = DEV_STATUS.replace("Seccomp=2", "Seccomp=0");
     assert_fail(
-        &judge_seccomp(&ok(&status), &ok(SECCOMP_MODEL), &ok(SECCOMP_MODEL)),
+        &judge_seccomp(
+            Kernel::Host,
+            &ok(&status),
+            &ok(SECCOMP_MODEL),
+            &ok(SECCOMP_MODEL),
+        ),
         "Seccomp 0",
     );
 }
@@ -188,21 +210,26 @@ fn seccomp_fails_when_the_probe_did_not_run() {
         .chain([command_not_found("python3")])
     {
         assert_fail(
-            &judge_seccomp(&ok(DEV_STATUS), &r, &ok(SECCOMP_MODEL)),
+            &judge_seccomp(Kernel::Host, &ok(DEV_STATUS), &r, &ok(SECCOMP_MODEL)),
             "did not run",
         );
         assert_fail(
-            &judge_seccomp(&ok(DEV_STATUS), &ok(SECCOMP_MODEL), &r),
+            &judge_seccomp(Kernel::Host, &ok(DEV_STATUS), &ok(SECCOMP_MODEL), &r),
             "did not run",
         );
         assert_fail(
-            &judge_seccomp(&r, &ok(SECCOMP_MODEL), &ok(SECCOMP_MODEL)),
+            &judge_seccomp(Kernel::Host, &r, &ok(SECCOMP_MODEL), &ok(SECCOMP_MODEL)),
             "did not run",
         );
     }
     // Python ran but stopped after the architecture (a crash): not a pass.
     assert_fail(
-        &judge_seccomp(&ok(DEV_STATUS), &ok("arch=x86_64\n"), &ok(SECCOMP_MODEL)),
+        &judge_seccomp(
+            Kernel::Host,
+            &ok(DEV_STATUS),
+            &ok("arch=x86_64\n"),
+            &ok(SECCOMP_MODEL),
+        ),
         "did not run",
     );
 }
@@ -210,6 +237,7 @@ fn seccomp_fails_when_the_probe_did_not_run() {
 #[test]
 fn seccomp_is_not_applicable_on_an_unknown_architecture() {
     let o = judge_seccomp(
+        Kernel::Host,
         &ok(DEV_STATUS),
         &ok("arch=unknown:riscv64\n"),
         &ok(SECCOMP_MODEL),
@@ -247,20 +275,188 @@ fn mount_fails_when_the_probe_did_not_run() {
     assert_fail(&judge_mount(&missing), "exit 127");
 }
 
+/// The host's file of the sandbox's pids cgroup, as the CLI records it.
+fn host_pids(v: &str) -> Recorded {
+    ok(&format!("pids_max={v}\n"))
+}
+
 #[test]
 fn pids() {
-    assert!(is_pass(&judge_pids(&expected(), &ok("pids_max=1024\n"))));
+    let host = host_pids("1024");
+    let judge = |inside: &str| judge_pids(&expected(), Kernel::Host, &ok(inside), &host);
+    assert!(is_pass(&judge("pids_max=1024\n")));
+    // On the host's kernel the sandbox's own file is the limit: the host's does not stand in.
+    assert_fail(&judge("pids_max=max\n"), "expected 1024");
+    assert_fail(&judge("pids_max=\n"), "expected 1024");
+    for r in never_ran() {
+        assert_fail(
+            &judge_pids(&expected(), Kernel::Host, &r, &host),
+            "did not run",
+        );
+    }
+}
+
+// ---- under gVisor ----------------------------------------------------------------------
+// Recorded from the e2e stack's sandbox under runsc (Debian's 0.0~20240729), where the
+// old judges failed no-new-privileges (no NoNewPrivs line), seccomp (Seccomp 0) and
+// pids-limit (gVisor's own pids.max, "max").
+
+/// The seccomp probe under runsc, as dev and as root alike: every call reaches gVisor's
+/// kernel, which answers as an unfiltered Linux would, but for unshare: gVisor ignores
+/// CSIGNAL's bit and creates the user namespace (its own, in its kernel).
+const SECCOMP_GVISOR: &str = "arch=x86_64\nunshare_newuser=OK\nptrace_no_such_pid=ESRCH\ntiocsti_bad_fd=EBADF\nsocket_can_bad_type=EINVAL\n";
+
+#[test]
+fn no_new_privileges_under_gvisor_is_prctls_answer() {
+    let o = judge_no_new_privileges(Kernel::Gvisor, &ok(DEV_STATUS_GVISOR));
+    assert!(is_pass(&o), "{o:?}");
     assert_fail(
-        &judge_pids(&expected(), &ok("pids_max=max\n")),
-        "expected 1024",
+        &judge_no_new_privileges(
+            Kernel::Gvisor,
+            &ok(&DEV_STATUS_GVISOR.replace("prctl_no_new_privs=1", "prctl_no_new_privs=0")),
+        ),
+        "PR_GET_NO_NEW_PRIVS 0",
     );
+    // The host's kernel has the field: its absence there is a probe that did not run.
     assert_fail(
-        &judge_pids(&expected(), &ok("pids_max=\n")),
+        &judge_no_new_privileges(Kernel::Host, &ok(DEV_STATUS_GVISOR)),
+        "did not run",
+    );
+    // python3 missing: no prctl line, not a pass.
+    assert_fail(
+        &judge_no_new_privileges(
+            Kernel::Gvisor,
+            &ok("CapPrm=0000000000000000\nCapEff=0000000000000000\nSeccomp=0\n"),
+        ),
+        "did not run",
+    );
+}
+
+#[test]
+fn seccomp_under_gvisor_requires_gvisors_own_answers() {
+    let status = ok(DEV_STATUS_GVISOR);
+    let o = judge_seccomp(
+        Kernel::Gvisor,
+        &status,
+        &ok(SECCOMP_GVISOR),
+        &ok(SECCOMP_GVISOR),
+    );
+    match &o {
+        Outcome::Pass(d) => assert!(
+            d.contains("not applied") && d.contains("ptrace_no_such_pid ESRCH"),
+            "{d}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The same recording from a sandbox on the host's kernel: no filter, a failure.
+    assert_fail(
+        &judge_seccomp(
+            Kernel::Host,
+            &status,
+            &ok(SECCOMP_GVISOR),
+            &ok(SECCOMP_GVISOR),
+        ),
+        "Seccomp 0",
+    );
+    // EPERM without a filter is not gVisor's answer to those arguments.
+    assert_fail(
+        &judge_seccomp(
+            Kernel::Gvisor,
+            &status,
+            &ok(SECCOMP_GVISOR),
+            &ok(SECCOMP_MODEL),
+        ),
+        "as root",
+    );
+    for r in never_ran() {
+        assert_fail(
+            &judge_seccomp(Kernel::Gvisor, &status, &r, &ok(SECCOMP_GVISOR)),
+            "did not run",
+        );
+    }
+    // runsc registered with --oci-seccomp: the filter must refuse as on the host's kernel.
+    let filtered = ok(&DEV_STATUS_GVISOR.replace("Seccomp=0", "Seccomp=2"));
+    assert!(is_pass(&judge_seccomp(
+        Kernel::Gvisor,
+        &filtered,
+        &ok(SECCOMP_MODEL),
+        &ok(SECCOMP_MODEL)
+    )));
+    assert_fail(
+        &judge_seccomp(
+            Kernel::Gvisor,
+            &filtered,
+            &ok(SECCOMP_GVISOR),
+            &ok(SECCOMP_GVISOR),
+        ),
+        "not this stack's filter",
+    );
+}
+
+#[test]
+fn pids_under_gvisor_is_the_hosts_cgroup() {
+    let inside = ok("pids_max=max\n");
+    let o = judge_pids(&expected(), Kernel::Gvisor, &inside, &host_pids("1024"));
+    assert!(is_pass(&o), "{o:?}");
+    assert_fail(
+        &judge_pids(&expected(), Kernel::Gvisor, &inside, &host_pids("max")),
         "expected 1024",
     );
     for r in never_ran() {
-        assert_fail(&judge_pids(&expected(), &r), "did not run");
+        assert_fail(
+            &judge_pids(&expected(), Kernel::Gvisor, &inside, &r),
+            "did not run",
+        );
+        assert_fail(
+            &judge_pids(&expected(), Kernel::Gvisor, &r, &host_pids("1024")),
+            "did not run",
+        );
     }
+    // What the CLI records when it cannot read the host's file (Docker elsewhere).
+    let unreadable = Recorded::new(Some(1), "", "/proc/4242/cgroup: No such file or directory");
+    assert_fail(
+        &judge_pids(&expected(), Kernel::Gvisor, &inside, &unreadable),
+        "did not run",
+    );
+}
+
+#[test]
+fn kernel_of_tells_gvisor_from_the_host() {
+    assert_eq!(kernel_of(&ok(GVISOR_KERNEL)), Ok(Kernel::Gvisor));
+    assert_eq!(kernel_of(&ok(HOST_KERNEL)), Ok(Kernel::Host));
+    assert!(kernel_of(&ok("kernel=\n")).is_err());
+    for r in never_ran() {
+        assert!(kernel_of(&r).is_err());
+    }
+}
+
+/// `/proc/PID/cgroup` of the sandbox's process under runsc on this machine (cgroup v1,
+/// Docker's cgroupfs driver).
+const PROC_CGROUP_V1: &str = "9:name=systemd:/docker/d0749063e1d6\n8:pids:/docker/d0749063e1d6\n7:blkio:/docker/d0749063e1d6\n6:freezer:/docker/d0749063e1d6\n5:devices:/docker/d0749063e1d6\n4:memory:/docker/d0749063e1d6\n3:cpuset:/docker/d0749063e1d6\n2:cpuacct:/docker/d0749063e1d6\n1:cpu:/docker/d0749063e1d6\n0::/\n";
+
+#[test]
+fn cgroup_dir_reads_v1_and_v2() {
+    assert_eq!(
+        cgroup_dir(PROC_CGROUP_V1, "pids").as_deref(),
+        Some("pids/docker/d0749063e1d6")
+    );
+    assert_eq!(
+        cgroup_dir(PROC_CGROUP_V1, "memory").as_deref(),
+        Some("memory/docker/d0749063e1d6")
+    );
+    // A joint mount (cpu,cpuacct) keeps its directory name.
+    assert_eq!(
+        cgroup_dir("4:cpu,cpuacct:/docker/abc\n", "cpu").as_deref(),
+        Some("cpu,cpuacct/docker/abc")
+    );
+    // v2 (the unified hierarchy alone, as under systemd): one line, no controller names.
+    assert_eq!(
+        cgroup_dir("0::/system.slice/docker-abc.scope\n", "pids").as_deref(),
+        Some("system.slice/docker-abc.scope")
+    );
+    // On a v1 host, "0::/" is the unused unified hierarchy, not the answer.
+    assert_eq!(cgroup_dir("1:cpu:/docker/abc\n0::/\n", "pids"), None);
+    assert_eq!(cgroup_dir("", "pids"), None);
 }
 
 // ---- the filesystem ------------------------------------------------------------------
