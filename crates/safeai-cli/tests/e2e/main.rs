@@ -80,6 +80,7 @@ const RUNSC_CHECKS: &[&str] = &[
     "writes_outside_workspace_tmp_and_home_fail",
     "work_inside_keeps_working",
     "ssh_refuses_passwords_root_and_remote_forwarding",
+    "the_policy_file_is_read_only_in_the_sandbox_and_follows_reloads",
     "with_the_proxy_stopped_the_sandbox_has_no_egress",
     "files_and_host_key_survive_restart_and_down_up",
 ];
