@@ -692,6 +692,13 @@ impl Diagnostic {
     pub fn hint(&self) -> String {
         match &self.finding {
             Finding::Error(e) => e.hint(),
+            // A preset's host cannot be removed from the file: only the broader entry says
+            // anything to act on.
+            Finding::Warning(Warning::Covered { by, .. })
+                if self.origin.as_ref().and_then(Origin::preset).is_some() =>
+            {
+                format!("nothing to change: `{by}` already allows this host of the preset")
+            }
             Finding::Warning(w) => w.hint(),
         }
     }

@@ -16,7 +16,7 @@ use yaml_rust2::scanner::Marker;
 
 use crate::Origin;
 use crate::diagnostic::{Diagnostic, Error, Warning};
-use crate::domain::{Domain, is_same_or_subdomain};
+use crate::domain::is_same_or_subdomain;
 use crate::options::Tunnel;
 use crate::source::RawEntry;
 
@@ -28,23 +28,15 @@ pub struct Preset {
     pub name: &'static str,
     /// What it is for, in a few words.
     pub summary: &'static str,
-    /// The hosts, in name order; none covers another (a unit test says so).
+    /// The hosts, in name order, each a canonical domain that validates without a
+    /// warning; none covers another, in this preset or another (unit tests say so).
+    /// They are validated like any entry when the allowlist is checked.
     pub domains: &'static [&'static str],
     /// The vendor's pages that name the hosts.
     pub sources: &'static [&'static str],
 }
 
 impl Preset {
-    /// The hosts as validated domains.
-    pub fn domains(&self) -> impl ExactSizeIterator<Item = Domain> + '_ {
-        self.domains.iter().map(|d| {
-            // Every entry is checked to parse, without a warning, by a unit test.
-            Domain::parse(d)
-                .unwrap_or_else(|e| panic!("preset {}: `{d}` is invalid: {e:?}", self.name))
-                .domain
-        })
-    }
-
     /// Whether an entry of this preset allows `host` (any case, trailing dot ignored).
     pub fn allows(&self, host: &str) -> bool {
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
@@ -412,6 +404,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Domain;
 
     #[test]
     fn every_entry_is_a_clean_domain_in_name_order_and_none_overlaps() {

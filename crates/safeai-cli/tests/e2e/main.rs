@@ -98,6 +98,7 @@ const RUNSC_CHECKS: &[&str] = &[
     "ssh_refuses_passwords_root_and_remote_forwarding",
     "fork_bomb_is_contained_and_the_proxy_keeps_serving",
     "memory_hog_is_killed_without_taking_the_stack_down",
+    "the_policy_file_is_read_only_in_the_sandbox_and_follows_reloads",
     "with_the_proxy_stopped_the_sandbox_has_no_egress",
     "files_and_host_key_survive_restart_and_down_up",
 ];
