@@ -318,7 +318,8 @@ impl Decryption {
                      \x20        this sandbox to add a rule for it to the allowlist.\n\
                      \n\
                      This is the sandbox's network policy, not a network fault: retrying\n\
-                     will not help, and there is no other way out of the sandbox.\n",
+                     will not help, and there is no other way out of the sandbox. What it\n\
+                     allows, and how: /etc/safe-ai/policy.txt in the sandbox.\n",
                     code = DenyReason::Rule.code(),
                     domain = r.domain,
                     rules = rules.join("\n"),

@@ -290,7 +290,8 @@ impl DenyReason {
              fix:     {fix}\n\
              \n\
              This is the sandbox's network policy, not a network fault: retrying\n\
-             will not help, and there is no other way out of the sandbox.\n",
+             will not help, and there is no other way out of the sandbox. What it\n\
+             allows, and how: /etc/safe-ai/policy.txt in the sandbox.\n",
             code = self.code(),
             what = indent(self.what()),
             fix = indent(self.fix()),
