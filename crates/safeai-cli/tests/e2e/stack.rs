@@ -348,7 +348,9 @@ impl Stack {
              credentials:\n  \
              - domain: key.allowed.test\n    header: x-api-key\n    \
              value: ${E2E_API_KEY}\n    sandbox_env: E2E_API_KEY\n  \
-             - {domain: bearer.allowed.test, header: Authorization, value: 'Bearer ${E2E_TOKEN}'}\n",
+             - {domain: bearer.allowed.test, header: Authorization, value: 'Bearer ${E2E_TOKEN}'}\n  \
+             # Decrypted, behind a certificate no one trusts: the key must never go out.\n  \
+             - {domain: untrusted-key.allowed.test, header: x-api-key, value: '${E2E_API_KEY}'}\n",
         )
         .unwrap();
         // The credentials' secrets: only the proxy mounts this directory.

@@ -217,6 +217,15 @@ pub fn an_upstream_certificate_the_proxy_does_not_trust_is_refused(
             && untrusted.contains("(ERR_SECURE_CONNECT_FAIL)")
             && untrusted.contains("host:    untrusted.allowed.test"),
         || format!("the proxy did not refuse untrusted.allowed.test's certificate:\n{untrusted}"),
+    )?;
+    // A decrypted host (a credential's) behind the same untrusted certificate: the proxy
+    // verifies it before any request, and so before any key, goes out.
+    let decrypted = fetch(s, "https://untrusted-key.allowed.test/", "");
+    ensure(
+        decrypted.contains("HTTP/1.1 503")
+            && decrypted.contains("(ERR_SECURE_CONNECT_FAIL)")
+            && decrypted.contains("host:    untrusted-key.allowed.test"),
+        || format!("the proxy did not refuse the decrypted host's untrusted certificate:\n{decrypted}"),
     )
 }
 
