@@ -363,7 +363,7 @@ pub fn reload_refuses_an_allowlist_over_the_64_mib_bound(s: &Stack) -> Result<()
         text
     };
     // At the bound, with new.allowed.test (a name the suite's upstream answers) added.
-    let with_new = format!("{original}  - new.allowed.test\n");
+    let with_new = crate::stack::with_domain(&original, "new.allowed.test");
     std::fs::write(&allowlist, padded(&with_new, limit)).unwrap();
     let started = Instant::now();
     let out = s.safeai(&["reload"]);

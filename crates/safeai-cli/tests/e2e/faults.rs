@@ -1836,8 +1836,11 @@ pub fn a_replaced_allowlist_is_reported_not_silently_reloaded(s: &Stack) -> Resu
     });
     let result = (|| {
         let replacement = s.allowlist().with_extension("new");
-        std::fs::write(&replacement, format!("{original}  - new.allowed.test\n"))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &replacement,
+            crate::stack::with_domain(&original, "new.allowed.test"),
+        )
+        .map_err(|e| e.to_string())?;
         std::fs::rename(&replacement, s.allowlist()).map_err(|e| e.to_string())?;
         let out = s.safeai(&["reload"]);
         let err = show(&out);

@@ -649,6 +649,16 @@ impl Stack {
 }
 
 /// A name no earlier run used: `TAG-PID-NANOS`.
+/// The allowlist text `allowlist` with `name` as the first item of its `domains:` list
+/// (the list is not the file's last key: appending a line would land in another one).
+pub fn with_domain(allowlist: &str, name: &str) -> String {
+    assert!(
+        allowlist.contains("\ndomains:\n"),
+        "no block `domains:` list"
+    );
+    allowlist.replacen("\ndomains:\n", &format!("\ndomains:\n  - {name}\n"), 1)
+}
+
 pub fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

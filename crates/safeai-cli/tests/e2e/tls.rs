@@ -225,7 +225,11 @@ pub fn an_upstream_certificate_the_proxy_does_not_trust_is_refused(
         decrypted.contains("HTTP/1.1 503")
             && decrypted.contains("(ERR_SECURE_CONNECT_FAIL)")
             && decrypted.contains("host:    untrusted-key.allowed.test"),
-        || format!("the proxy did not refuse the decrypted host's untrusted certificate:\n{decrypted}"),
+        || {
+            format!(
+                "the proxy did not refuse the decrypted host's untrusted certificate:\n{decrypted}"
+            )
+        },
     )
 }
 
