@@ -63,7 +63,7 @@ run() {
         ln -sfn "current/$f" "$RUN_DIR/$f"
     done
     if ! render render; then
-        log "the allowlist is invalid: the proxy does not start, so the sandbox has no egress (fail closed). Fix the file and run: docker compose up -d proxy"
+        log "the config could not be rendered (the allowlist, or a credential's secret, above): the proxy does not start, so the sandbox has no egress (fail closed). Fix it and run: docker compose up -d proxy"
         exit 1
     fi
 

@@ -336,6 +336,9 @@ pub fn without_an_exception_the_test_network_is_denied(s: &Stack) -> Result<(), 
             &format!("SAFE_AI_DNS_UPSTREAM={}", s.nameserver_ip()),
             "-v",
             &allowlist,
+            // Its credentials need their secrets, or it would not start at all.
+            "-v",
+            &format!("{}:/etc/safe-ai/secrets:ro", s.secrets_dir().display()),
             "safe-ai-proxy:latest",
         ],
     );
