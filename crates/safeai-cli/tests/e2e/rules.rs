@@ -211,14 +211,16 @@ pub fn rules_allow_and_deny_by_method_and_path(s: &Stack) -> Result<(), String> 
     ensure(spliced.contains("e2e test CA"), || {
         format!("api.allowed.test is not spliced: issuer {spliced:?}")
     })?;
-    let logs = text(&s.compose(&["logs", "--no-color", "proxy"]).stdout);
+    // The decision log names the reason and the host whose rules refused it.
+    let events = s.events_for(h)?;
     ensure(
-        logs.lines().any(|l| {
-            l.contains("host=rules.allowed.test")
-                && l.contains("reason=rule")
-                && l.contains("rule=rules.allowed.test")
+        events.iter().any(|e| {
+            e["decision"] == "denied"
+                && e["reason"] == "rule"
+                && e["rule"] == h
+                && e["path"] == "/repos/other/x"
         }),
-        || "no log line with reason=rule rule=rules.allowed.test".to_owned(),
+        || format!("no denied event with reason rule and rule {h} for /repos/other/x: {events:?}"),
     )
 }
 
