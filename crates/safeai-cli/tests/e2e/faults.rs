@@ -1513,8 +1513,8 @@ fn concurrent_reloads(s: &Stack, original: &str) -> Result<(), String> {
         .filter(|l| l.trim().trim_start_matches('-').trim() != "new.allowed.test")
         .map(|l| format!("{l}\n"))
         .collect();
-    let with = format!("{without}  - new.allowed.test\n");
-    let invalid = format!("{without}  - https://not-a-domain.test/x\n");
+    let with = crate::stack::with_domain(&without, "new.allowed.test");
+    let invalid = crate::stack::with_domain(&without, "https://not-a-domain.test/x");
     put_allowlist(s, &without, true)?;
     let restarts = restart_count(s, "proxy");
     let reload = || {
