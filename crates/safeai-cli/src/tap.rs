@@ -165,10 +165,16 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     if let Some(dir) = tap.file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let mut file = Rotating::open(&tap.file, tap.max_bytes).map_err(|e| {
-        say!("cannot open {}: {e}", tap.file.display());
-        Failed
-    })?;
+    // Without its file the log still reaches stdout: a missing log is no reason to stop
+    // the proxy (and with it the sandbox's egress).
+    let mut file = Rotating::open(&tap.file, tap.max_bytes)
+        .map_err(|e| {
+            say!(
+                "cannot open {}: {e}; events go to stdout only (`safeai logs` has none)",
+                tap.file.display()
+            );
+        })
+        .ok();
     let mut policy = Policy::load(tap.allowlist);
 
     let (tx, rx) = mpsc::sync_channel::<(Input, Vec<u8>)>(4096);
@@ -246,20 +252,32 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     Err(Failed)
 }
 
-fn flush(out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
-    file.flush().map_err(|e| {
-        say!("cannot write {}: {e}", file.path.display());
-        Failed
-    })?;
+/// Drops the file after a failed write, saying so once; stdout goes on.
+fn give_up(file: &mut Option<Rotating>, e: &std::io::Error) {
+    if let Some(f) = file.take() {
+        say!(
+            "cannot write {}: {e}; events go to stdout only from now on",
+            f.path.display()
+        );
+    }
+}
+
+fn flush(out: &mut impl Write, file: &mut Option<Rotating>) -> Result<(), Failed> {
+    if let Some(Err(e)) = file.as_mut().map(Rotating::flush) {
+        give_up(file, &e);
+    }
     out.flush().map_err(|_| Failed)
 }
 
-fn write_event(event: &Event, out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
+fn write_event(
+    event: &Event,
+    out: &mut impl Write,
+    file: &mut Option<Rotating>,
+) -> Result<(), Failed> {
     let line = event.to_line();
-    file.write(&line).map_err(|e| {
-        say!("cannot write {}: {e}", file.path.display());
-        Failed
-    })?;
+    if let Some(Err(e)) = file.as_mut().map(|f| f.write(&line)) {
+        give_up(file, &e);
+    }
     writeln!(out, "{line}").map_err(|_| Failed)
 }
 

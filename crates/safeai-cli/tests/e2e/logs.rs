@@ -54,8 +54,8 @@ pub fn the_decision_log_has_an_event_for_each_kind_of_decision(s: &Stack) -> Res
     // The origin: line 3, column 5 of the suite's allowlist, as the proxy mounts it.
     let origin = "/etc/safe-ai/allowlist.yaml:3:5";
     let one = |host: &str, what: &str, test: &dyn Fn(&Event) -> bool| -> Result<(), String> {
-        let events = wait_for(s, host, |es| es.iter().any(|e| test(e)))?;
-        ensure(events.iter().any(|e| test(e)), || {
+        let events = wait_for(s, host, |es| es.iter().any(test))?;
+        ensure(events.iter().any(test), || {
             format!("{what}: no such event for {host}; its events: {events:?}")
         })
     };
