@@ -181,16 +181,10 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     for (from, pipe) in [(Input::Squid, squid_pipe), (Input::Dnsmasq, dns_pipe)] {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            let mut r = BufReader::new(pipe);
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send((from, line)).is_err() {
-                            break;
-                        }
-                    }
+            let mut r = BufReader::with_capacity(BUFFER, pipe);
+            while let Some(lines) = read_lines(&mut r) {
+                if tx.send((from, lines)).is_err() {
+                    break;
                 }
             }
         });
@@ -215,41 +209,66 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
             },
         };
         let Some((from, bytes)) = next else { break };
-        let line = String::from_utf8_lossy(&bytes);
-        let line = line.trim_end_matches(['\n', '\r']);
-        let event = match from {
-            Input::Squid => match squid::parse(line) {
-                Ok(squid::Parsed::Event(e)) => Some(*e),
-                Ok(squid::Parsed::NoHost) => None,
-                Err(e) => {
-                    say!(
-                        "not a line of Squid's safeai format ({e}): {}",
-                        Escaped(line)
-                    );
-                    None
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line = String::from_utf8_lossy(line);
+            let line = line.trim_end_matches('\r');
+            let event = match from {
+                Input::Squid => match squid::parse(line) {
+                    Ok(squid::Parsed::Event(e)) => Some(*e),
+                    Ok(squid::Parsed::NoHost) => None,
+                    Err(e) => {
+                        say!(
+                            "not a line of Squid's safeai format ({e}): {}",
+                            Escaped(line)
+                        );
+                        None
+                    }
+                },
+                Input::Dnsmasq => match dns.feed(line, Timestamp::now()) {
+                    dnsmasq::Line::Event(e) => Some(*e),
+                    dnsmasq::Line::Query => None,
+                    dnsmasq::Line::Other => {
+                        eprintln!("{}", Escaped(line));
+                        None
+                    }
+                },
+            };
+            if let Some(mut event) = event {
+                attribute(&mut event, policy.current());
+                write_event(&event, &mut out, &mut file)?;
+                if unwritten.get_or_insert_with(Instant::now).elapsed() >= FLUSH_EVERY {
+                    flush(&mut out, &mut file)?;
+                    unwritten = None;
                 }
-            },
-            Input::Dnsmasq => match dns.feed(line, Timestamp::now()) {
-                dnsmasq::Line::Event(e) => Some(*e),
-                dnsmasq::Line::Query => None,
-                dnsmasq::Line::Other => {
-                    eprintln!("{}", Escaped(line));
-                    None
-                }
-            },
-        };
-        if let Some(mut event) = event {
-            attribute(&mut event, policy.current());
-            write_event(&event, &mut out, &mut file)?;
-            if unwritten.get_or_insert_with(Instant::now).elapsed() >= FLUSH_EVERY {
-                flush(&mut out, &mut file)?;
-                unwritten = None;
             }
         }
     }
     let _ = flush(&mut out, &mut file);
     say!("a log pipe closed: stopping");
     Err(Failed)
+}
+
+/// Every whole line the pipe has for us now (one read, however many lines it brings: one
+/// message to the writer per read, not per line), or `None` at the end.
+fn read_lines(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let chunk = r.fill_buf().ok()?;
+    if chunk.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    match chunk.iter().rposition(|&b| b == b'\n') {
+        Some(end) => {
+            lines.extend_from_slice(&chunk[..=end]);
+            r.consume(end + 1);
+        }
+        // Part of a line: the rest comes with the next reads.
+        None => {
+            if r.read_until(b'\n', &mut lines).ok()? == 0 {
+                return None;
+            }
+        }
+    }
+    Some(lines)
 }
 
 /// Drops the file after a failed write, saying so once; stdout goes on.
@@ -284,6 +303,17 @@ fn write_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_come_in_whole_lines() {
+        // A small buffer, so that a line arrives in parts.
+        let mut r = BufReader::with_capacity(8, &b"a=1\nb=22\nccccccccccccc\nd"[..]);
+        let mut got = Vec::new();
+        while let Some(lines) = read_lines(&mut r) {
+            got.push(String::from_utf8(lines).unwrap());
+        }
+        assert_eq!(got, ["a=1\n", "b=22\n", "ccccccccccccc\n", "d"]);
+    }
 
     #[test]
     fn the_file_and_its_rotation_stay_under_the_cap() {

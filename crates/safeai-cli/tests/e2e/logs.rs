@@ -511,7 +511,7 @@ pub fn figure_requests_per_second_with_and_without_the_tap(s: &Stack) -> Result<
             "proxy",
             "sh",
             "-c",
-            "for p in $(pgrep -f 'safeai proxy tap') x $(pgrep -x squid); do \
+            "for p in $(pgrep -f '^safeai proxy tap') x $(pgrep -x squid); do \
              if [ $p = x ]; then echo x; else cut -d' ' -f14,15 /proc/$p/stat; fi; done",
         ]);
         let got = text(&out.stdout);
