@@ -9,10 +9,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use safeai_log::{Event, Timestamp, attribute, dnsmasq, squid};
+use safeai_log::{Timestamp, attribute, dnsmasq, squid};
 use safeai_policy::{Allowlist, Escaped, check};
 
 use crate::{AllowlistArgs, Failed};
@@ -59,9 +59,7 @@ struct Rotating {
     half: u64,
 }
 
-/// Lines are written in batches: at most this long after the first unwritten one (or
-/// when the buffer fills), so a burst of requests costs a few writes, not two per line.
-const FLUSH_EVERY: Duration = Duration::from_millis(25);
+/// The size of each buffer: a pipe's reads, the file's and stdout's writes.
 const BUFFER: usize = 64 << 10;
 
 impl Rotating {
@@ -153,7 +151,33 @@ impl Policy {
     }
 }
 
-/// Runs until a pipe cannot be read or the file cannot be written.
+/// Where events go: stdout and the file, one writer for both readers.
+struct Sink {
+    out: BufWriter<std::io::Stdout>,
+    file: Option<Rotating>,
+}
+
+impl Sink {
+    fn write(&mut self, line: &str) -> Result<(), Failed> {
+        if let Some(Err(e)) = self.file.as_mut().map(|f| f.write(line)) {
+            give_up(&mut self.file, &e);
+        }
+        writeln!(self.out, "{line}").map_err(|_| Failed)
+    }
+
+    fn flush(&mut self) -> Result<(), Failed> {
+        if let Some(Err(e)) = self.file.as_mut().map(Rotating::flush) {
+            give_up(&mut self.file, &e);
+        }
+        self.out.flush().map_err(|_| Failed)
+    }
+}
+
+/// Runs until a pipe cannot be read or stdout cannot be written.
+///
+/// Each pipe has its own thread, which parses, attributes and writes its lines itself
+/// (no hand-off per line), and flushes when it has consumed everything one read brought:
+/// a burst of requests costs a few writes, not two per line.
 pub fn run(tap: Tap) -> Result<(), Failed> {
     let open = |p: &Path| {
         open_pipe(p).map_err(|e| {
@@ -167,7 +191,7 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     }
     // Without its file the log still reaches stdout: a missing log is no reason to stop
     // the proxy (and with it the sandbox's egress).
-    let mut file = Rotating::open(&tap.file, tap.max_bytes)
+    let file = Rotating::open(&tap.file, tap.max_bytes)
         .map_err(|e| {
             say!(
                 "cannot open {}: {e}; events go to stdout only (`safeai logs` has none)",
@@ -175,40 +199,32 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
             );
         })
         .ok();
-    let mut policy = Policy::load(tap.allowlist);
-
-    let (tx, rx) = mpsc::sync_channel::<(Input, Vec<u8>)>(4096);
+    let sink = Arc::new(Mutex::new(Sink {
+        out: BufWriter::with_capacity(BUFFER, std::io::stdout()),
+        file,
+    }));
+    let (done, ended) = mpsc::channel::<()>();
     for (from, pipe) in [(Input::Squid, squid_pipe), (Input::Dnsmasq, dns_pipe)] {
-        let tx = tx.clone();
+        let (sink, done, args) = (Arc::clone(&sink), done.clone(), tap.allowlist.clone());
         std::thread::spawn(move || {
-            let mut r = BufReader::with_capacity(BUFFER, pipe);
-            while let Some(lines) = read_lines(&mut r) {
-                if tx.send((from, lines)).is_err() {
-                    break;
-                }
-            }
+            let _ = read(from, pipe, &sink, Policy::load(args));
+            let _ = done.send(());
         });
     }
-    drop(tx);
+    let _ = ended.recv();
+    if let Ok(mut sink) = sink.lock() {
+        let _ = sink.flush();
+    }
+    say!("a log pipe closed, or stdout failed: stopping");
+    Err(Failed)
+}
 
+/// One pipe's loop.
+fn read(from: Input, pipe: File, sink: &Mutex<Sink>, mut policy: Policy) -> Result<(), Failed> {
+    let mut r = BufReader::with_capacity(BUFFER, pipe);
     let mut dns = dnsmasq::Parser::new();
-    let mut out = BufWriter::with_capacity(BUFFER, std::io::stdout().lock());
-    // When the oldest line still in a buffer was written there.
-    let mut unwritten: Option<Instant> = None;
-    loop {
-        let next = match unwritten {
-            None => rx.recv().ok(),
-            Some(since) => match rx.recv_timeout(FLUSH_EVERY.saturating_sub(since.elapsed())) {
-                Ok(item) => Some(item),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    flush(&mut out, &mut file)?;
-                    unwritten = None;
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            },
-        };
-        let Some((from, bytes)) = next else { break };
+    while let Some(bytes) = read_lines(&mut r) {
+        let mut lines = Vec::new();
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let line = String::from_utf8_lossy(line);
             let line = line.trim_end_matches('\r');
@@ -235,16 +251,17 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
             };
             if let Some(mut event) = event {
                 attribute(&mut event, policy.current());
-                write_event(&event, &mut out, &mut file)?;
-                if unwritten.get_or_insert_with(Instant::now).elapsed() >= FLUSH_EVERY {
-                    flush(&mut out, &mut file)?;
-                    unwritten = None;
-                }
+                lines.push(event.to_line());
             }
         }
+        let mut sink = sink.lock().map_err(|_| Failed)?;
+        for line in &lines {
+            sink.write(line)?;
+        }
+        if r.buffer().is_empty() {
+            sink.flush()?;
+        }
     }
-    let _ = flush(&mut out, &mut file);
-    say!("a log pipe closed: stopping");
     Err(Failed)
 }
 
@@ -279,25 +296,6 @@ fn give_up(file: &mut Option<Rotating>, e: &std::io::Error) {
             f.path.display()
         );
     }
-}
-
-fn flush(out: &mut impl Write, file: &mut Option<Rotating>) -> Result<(), Failed> {
-    if let Some(Err(e)) = file.as_mut().map(Rotating::flush) {
-        give_up(file, &e);
-    }
-    out.flush().map_err(|_| Failed)
-}
-
-fn write_event(
-    event: &Event,
-    out: &mut impl Write,
-    file: &mut Option<Rotating>,
-) -> Result<(), Failed> {
-    let line = event.to_line();
-    if let Some(Err(e)) = file.as_mut().map(|f| f.write(&line)) {
-        give_up(file, &e);
-    }
-    writeln!(out, "{line}").map_err(|_| Failed)
 }
 
 #[cfg(test)]
