@@ -25,7 +25,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 struct AllowlistArgs {
     /// The allowlist file [default: $SAFE_AI_ALLOWLIST, else ./allowlist.yaml];
     /// SAFE_AI_DEFAULT_DOMAINS (comma-separated) is merged in

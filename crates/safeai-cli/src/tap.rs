@@ -9,10 +9,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use safeai_log::{Event, Timestamp, attribute, dnsmasq, squid};
+use safeai_log::{Timestamp, attribute, dnsmasq, squid};
 use safeai_policy::{Allowlist, Escaped, check};
 
 use crate::{AllowlistArgs, Failed};
@@ -59,9 +59,7 @@ struct Rotating {
     half: u64,
 }
 
-/// Lines are written in batches: at most this long after the first unwritten one (or
-/// when the buffer fills), so a burst of requests costs a few writes, not two per line.
-const FLUSH_EVERY: Duration = Duration::from_millis(25);
+/// The size of each buffer: a pipe's reads, the file's and stdout's writes.
 const BUFFER: usize = 64 << 10;
 
 impl Rotating {
@@ -153,7 +151,33 @@ impl Policy {
     }
 }
 
-/// Runs until a pipe cannot be read or the file cannot be written.
+/// Where events go: stdout and the file, one writer for both readers.
+struct Sink {
+    out: BufWriter<std::io::Stdout>,
+    file: Option<Rotating>,
+}
+
+impl Sink {
+    fn write(&mut self, line: &str) -> Result<(), Failed> {
+        if let Some(Err(e)) = self.file.as_mut().map(|f| f.write(line)) {
+            give_up(&mut self.file, &e);
+        }
+        writeln!(self.out, "{line}").map_err(|_| Failed)
+    }
+
+    fn flush(&mut self) -> Result<(), Failed> {
+        if let Some(Err(e)) = self.file.as_mut().map(Rotating::flush) {
+            give_up(&mut self.file, &e);
+        }
+        self.out.flush().map_err(|_| Failed)
+    }
+}
+
+/// Runs until a pipe cannot be read or stdout cannot be written.
+///
+/// Each pipe has its own thread, which parses, attributes and writes its lines itself
+/// (no hand-off per line), and flushes when it has consumed everything one read brought:
+/// a burst of requests costs a few writes, not two per line.
 pub fn run(tap: Tap) -> Result<(), Failed> {
     let open = |p: &Path| {
         open_pipe(p).map_err(|e| {
@@ -165,107 +189,129 @@ pub fn run(tap: Tap) -> Result<(), Failed> {
     if let Some(dir) = tap.file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let mut file = Rotating::open(&tap.file, tap.max_bytes).map_err(|e| {
-        say!("cannot open {}: {e}", tap.file.display());
-        Failed
-    })?;
-    let mut policy = Policy::load(tap.allowlist);
-
-    let (tx, rx) = mpsc::sync_channel::<(Input, Vec<u8>)>(4096);
+    // Without its file the log still reaches stdout: a missing log is no reason to stop
+    // the proxy (and with it the sandbox's egress).
+    let file = Rotating::open(&tap.file, tap.max_bytes)
+        .map_err(|e| {
+            say!(
+                "cannot open {}: {e}; events go to stdout only (`safeai logs` has none)",
+                tap.file.display()
+            );
+        })
+        .ok();
+    let sink = Arc::new(Mutex::new(Sink {
+        out: BufWriter::with_capacity(BUFFER, std::io::stdout()),
+        file,
+    }));
+    let (done, ended) = mpsc::channel::<()>();
     for (from, pipe) in [(Input::Squid, squid_pipe), (Input::Dnsmasq, dns_pipe)] {
-        let tx = tx.clone();
+        let (sink, done, args) = (Arc::clone(&sink), done.clone(), tap.allowlist.clone());
         std::thread::spawn(move || {
-            let mut r = BufReader::new(pipe);
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send((from, line)).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
+            let _ = read(from, pipe, &sink, Policy::load(args));
+            let _ = done.send(());
         });
     }
-    drop(tx);
-
-    let mut dns = dnsmasq::Parser::new();
-    let mut out = BufWriter::with_capacity(BUFFER, std::io::stdout().lock());
-    // When the oldest line still in a buffer was written there.
-    let mut unwritten: Option<Instant> = None;
-    loop {
-        let next = match unwritten {
-            None => rx.recv().ok(),
-            Some(since) => match rx.recv_timeout(FLUSH_EVERY.saturating_sub(since.elapsed())) {
-                Ok(item) => Some(item),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    flush(&mut out, &mut file)?;
-                    unwritten = None;
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            },
-        };
-        let Some((from, bytes)) = next else { break };
-        let line = String::from_utf8_lossy(&bytes);
-        let line = line.trim_end_matches(['\n', '\r']);
-        let event = match from {
-            Input::Squid => match squid::parse(line) {
-                Ok(squid::Parsed::Event(e)) => Some(*e),
-                Ok(squid::Parsed::NoHost) => None,
-                Err(e) => {
-                    say!(
-                        "not a line of Squid's safeai format ({e}): {}",
-                        Escaped(line)
-                    );
-                    None
-                }
-            },
-            Input::Dnsmasq => match dns.feed(line, Timestamp::now()) {
-                dnsmasq::Line::Event(e) => Some(*e),
-                dnsmasq::Line::Query => None,
-                dnsmasq::Line::Other => {
-                    eprintln!("{}", Escaped(line));
-                    None
-                }
-            },
-        };
-        if let Some(mut event) = event {
-            attribute(&mut event, policy.current());
-            write_event(&event, &mut out, &mut file)?;
-            if unwritten.get_or_insert_with(Instant::now).elapsed() >= FLUSH_EVERY {
-                flush(&mut out, &mut file)?;
-                unwritten = None;
-            }
-        }
+    let _ = ended.recv();
+    if let Ok(mut sink) = sink.lock() {
+        let _ = sink.flush();
     }
-    let _ = flush(&mut out, &mut file);
-    say!("a log pipe closed: stopping");
+    say!("a log pipe closed, or stdout failed: stopping");
     Err(Failed)
 }
 
-fn flush(out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
-    file.flush().map_err(|e| {
-        say!("cannot write {}: {e}", file.path.display());
-        Failed
-    })?;
-    out.flush().map_err(|_| Failed)
+/// One pipe's loop.
+fn read(from: Input, pipe: File, sink: &Mutex<Sink>, mut policy: Policy) -> Result<(), Failed> {
+    let mut r = BufReader::with_capacity(BUFFER, pipe);
+    let mut dns = dnsmasq::Parser::new();
+    while let Some(bytes) = read_lines(&mut r) {
+        let mut lines = Vec::new();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line = String::from_utf8_lossy(line);
+            let line = line.trim_end_matches('\r');
+            let event = match from {
+                Input::Squid => match squid::parse(line) {
+                    Ok(squid::Parsed::Event(e)) => Some(*e),
+                    Ok(squid::Parsed::NoHost) => None,
+                    Err(e) => {
+                        say!(
+                            "not a line of Squid's safeai format ({e}): {}",
+                            Escaped(line)
+                        );
+                        None
+                    }
+                },
+                Input::Dnsmasq => match dns.feed(line, Timestamp::now()) {
+                    dnsmasq::Line::Event(e) => Some(*e),
+                    dnsmasq::Line::Query => None,
+                    dnsmasq::Line::Other => {
+                        eprintln!("{}", Escaped(line));
+                        None
+                    }
+                },
+            };
+            if let Some(mut event) = event {
+                attribute(&mut event, policy.current());
+                lines.push(event.to_line());
+            }
+        }
+        let mut sink = sink.lock().map_err(|_| Failed)?;
+        for line in &lines {
+            sink.write(line)?;
+        }
+        if r.buffer().is_empty() {
+            sink.flush()?;
+        }
+    }
+    Err(Failed)
 }
 
-fn write_event(event: &Event, out: &mut impl Write, file: &mut Rotating) -> Result<(), Failed> {
-    let line = event.to_line();
-    file.write(&line).map_err(|e| {
-        say!("cannot write {}: {e}", file.path.display());
-        Failed
-    })?;
-    writeln!(out, "{line}").map_err(|_| Failed)
+/// Every whole line the pipe has for us now (one read, however many lines it brings: one
+/// message to the writer per read, not per line), or `None` at the end.
+fn read_lines(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let chunk = r.fill_buf().ok()?;
+    if chunk.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    match chunk.iter().rposition(|&b| b == b'\n') {
+        Some(end) => {
+            lines.extend_from_slice(&chunk[..=end]);
+            r.consume(end + 1);
+        }
+        // Part of a line: the rest comes with the next reads.
+        None => {
+            if r.read_until(b'\n', &mut lines).ok()? == 0 {
+                return None;
+            }
+        }
+    }
+    Some(lines)
+}
+
+/// Drops the file after a failed write, saying so once; stdout goes on.
+fn give_up(file: &mut Option<Rotating>, e: &std::io::Error) {
+    if let Some(f) = file.take() {
+        say!(
+            "cannot write {}: {e}; events go to stdout only from now on",
+            f.path.display()
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_come_in_whole_lines() {
+        // A small buffer, so that a line arrives in parts.
+        let mut r = BufReader::with_capacity(8, &b"a=1\nb=22\nccccccccccccc\nd"[..]);
+        let mut got = Vec::new();
+        while let Some(lines) = read_lines(&mut r) {
+            got.push(String::from_utf8(lines).unwrap());
+        }
+        assert_eq!(got, ["a=1\n", "b=22\n", "ccccccccccccc\n", "d"]);
+    }
 
     #[test]
     fn the_file_and_its_rotation_stay_under_the_cap() {

@@ -590,3 +590,101 @@ fn logs_summary_and_learn_read_a_file_of_events() {
     assert!(out.starts_with("nothing to propose"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_tap_turns_squid_and_dnsmasq_lines_into_attributed_events() {
+    use std::io::Write;
+    let dir = scratch("tap");
+    for pipe in ["access.pipe", "dns.pipe"] {
+        let ok = Command::new("mkfifo")
+            .arg(dir.join(pipe))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "domains:\n  - api.allowed.test\n",
+    )
+    .unwrap();
+    let file = dir.join("log/events.jsonl");
+    let mut tap = Command::new(env!("CARGO_BIN_EXE_safeai"))
+        .current_dir(&dir)
+        .env_remove("SAFE_AI_ALLOWLIST")
+        .env_remove("SAFE_AI_DEFAULT_DOMAINS")
+        .args([
+            "proxy",
+            "tap",
+            "--squid",
+            "access.pipe",
+            "--dnsmasq",
+            "dns.pipe",
+        ])
+        .arg("--file")
+        .arg(&file)
+        .args(["--allowlist", "allowlist.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let open = |p: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(p))
+            .unwrap()
+    };
+    let (mut squid, mut dns) = (open("access.pipe"), open("dns.pipe"));
+    squid
+        .write_all(
+            b"ts=1796225068.161 client=172.30.49.3 method=CONNECT scheme=http host=api.allowed.test port=443 path=/ status=200 action=TCP_TUNNEL bytes=2188 ms=57 sni=api.allowed.test tls=splice reason=-\n\
+              ts=1796225068.494 client=172.30.49.3 method=GET scheme=- host=- port=- path=- status=400 action=NONE_NONE bytes=308 ms=0 sni=- tls=- reason=-\n\
+              2026/12/02 15:20:38| not a line of ours\n",
+        )
+        .unwrap();
+    dns.write_all(
+        b"dnsmasq[69]: started, version 2.90 cachesize 1000\n\
+          dnsmasq[69]: 1 172.30.49.3/54402 query[A] evil.test from 172.30.49.3\n\
+          dnsmasq[69]: 1 172.30.49.3/54402 config evil.test is 0.0.0.0\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        got = std::fs::read_to_string(&file).unwrap_or_default();
+        if got.lines().count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tap.kill().unwrap();
+    let out = tap.wait_with_output().unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 2, "{got}\n{}", text(&out.stderr));
+    let tunnel: serde_json::Value =
+        serde_json::from_str(lines.iter().find(|l| l.contains("\"connect\"")).unwrap()).unwrap();
+    assert_eq!(tunnel["entry"], "api.allowed.test");
+    assert_eq!(tunnel["origin"], "allowlist.yaml:2:5");
+    assert_eq!(tunnel["bytes"], 2188);
+    let dns: serde_json::Value =
+        serde_json::from_str(lines.iter().find(|l| l.contains("\"dns\"")).unwrap()).unwrap();
+    assert_eq!(
+        (&dns["host"], &dns["result"]),
+        (&"evil.test".into(), &"sinkholed".into())
+    );
+    // Both on stdout too; the lines that are no events on stderr, never in the file.
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "{}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not a line of Squid's safeai format")
+            && err.contains("started, version 2.90"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

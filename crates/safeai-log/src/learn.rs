@@ -100,9 +100,9 @@ pub fn propose<'a>(
     allowlist: &Allowlist,
     preset: impl Fn(&str) -> Option<&'static str>,
 ) -> Proposal {
-    // host -> request shape -> (count, last); DNS lookups apart.
-    let mut asked: BTreeMap<Domain, (Vec<Warning>, BTreeMap<String, (u64, Timestamp)>)> =
-        BTreeMap::new();
+    // host -> (check's warnings, request shape -> (count, last)); DNS lookups apart.
+    type Shapes = BTreeMap<String, (u64, Timestamp)>;
+    let mut asked: BTreeMap<Domain, (Vec<Warning>, Shapes)> = BTreeMap::new();
     let mut looked_up: BTreeMap<String, u64> = BTreeMap::new();
     let mut refused: BTreeMap<(String, String), (u64, &'static str)> = BTreeMap::new();
     for e in events {
