@@ -151,25 +151,9 @@ fn proxy_log_since(s: &Stack, since: f64) -> String {
 
 /// Exit codes of the service's container between `since` and now (Docker's `die` events).
 fn exit_codes_since(s: &Stack, service: &str, since: f64) -> Vec<String> {
-    let id = container(s, service);
-    let out = s.run(
-        "docker",
-        &[
-            "events",
-            "--since",
-            &format!("{}", since.floor() as u64),
-            "--until",
-            &format!("{:.3}", now()),
-            "--filter",
-            &format!("container={id}"),
-            "--filter",
-            "event=die",
-            "--format",
-            "{{.Actor.Attributes.exitCode}}",
-        ],
-    );
-    text(&out.stdout)
-        .split_whitespace()
+    events_since(s, service, since)
+        .iter()
+        .filter_map(|e| e.strip_prefix("die "))
         .map(str::to_owned)
         .collect()
 }
