@@ -435,6 +435,22 @@ pub fn the_secret_never_reaches_the_sandbox_or_a_log(s: &Stack) -> Result<(), St
     let config = text(&s.compose(&["config"]).stdout);
     ensure(!config.contains(&secret), || {
         "the secret is in `docker compose config`".to_owned()
+    })?;
+    // In the proxy, the squid.conf that carries it is root's and Squid's group's only:
+    // the SSH forwarder's `nobody` cannot read it.
+    let out = s.exec(
+        "proxy",
+        "root",
+        "conf=$(readlink -f /run/safe-ai/squid.conf); stat -c '%a %U:%G' \"$conf\"; \
+         setpriv --reuid nobody --regid nogroup --clear-groups cat \"$conf\" >/dev/null 2>&1 \
+         && echo nobody-reads-it || echo nobody-refused",
+    );
+    let got = text(&out.stdout);
+    ensure(got == "640 root:proxy\nnobody-refused\n", || {
+        format!(
+            "the proxy's squid.conf with the secret: {got:?} {}",
+            text(&out.stderr)
+        )
     })
 }
 
