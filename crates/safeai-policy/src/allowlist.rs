@@ -342,22 +342,9 @@ impl Allowlist {
     /// [`Tunnel::Opaque`] when an opaque entry covers it (the name or a parent, matched
     /// as [`Allowlist::allows`] does), else [`Tunnel::Tls`].
     pub fn tunnel(&self, host: &str) -> Option<Tunnel> {
-        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        if host.is_empty() {
-            return None;
-        }
         // The most specific entry decides: an opaque entry above a TLS one would have
         // covered it, so only TLS entries can have a wider entry above them.
-        let mut candidate = host.as_str();
-        loop {
-            if let Ok(i) = self.position(candidate) {
-                return Some(self.entries[i].tunnel);
-            }
-            match candidate.split_once('.') {
-                Some((_, parent)) => candidate = parent,
-                None => return None,
-            }
-        }
+        self.covering(host).map(|e| e.tunnel)
     }
 
     /// Adds the rules and credentials: each host is allowlisted by them if no entry
@@ -402,9 +389,11 @@ impl Allowlist {
         self.credentials = sections.credentials;
     }
 
-    /// The most specific entry that allows `host`.
+    /// The most specific entry that allows `host` (case-insensitive, a trailing dot
+    /// ignored): the one lookup behind [`Allowlist::tunnel`] and [`Allowlist::entry_for`].
     fn covering(&self, host: &str) -> Option<&Kept> {
-        let mut candidate = host;
+        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        let mut candidate = host.as_str();
         loop {
             if let Ok(i) = self.position(candidate) {
                 return Some(&self.entries[i]);
@@ -503,20 +492,11 @@ impl Allowlist {
     /// most specific one that covers it, with its origin, or `None` when it is not
     /// allowed. The decision log names it for every request.
     pub fn entry_for(&self, host: &str) -> Option<Entry<'_>> {
-        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        let mut candidate = host.as_str();
-        while !candidate.is_empty() {
-            if let Ok(i) = self.position(candidate) {
-                let e = &self.entries[i];
-                return Some(Entry {
-                    domain: &e.domain,
-                    origin: &e.origin,
-                    tunnel: e.tunnel,
-                });
-            }
-            candidate = candidate.split_once('.').map_or("", |(_, parent)| parent);
-        }
-        None
+        self.covering(host).map(|e| Entry {
+            domain: &e.domain,
+            origin: &e.origin,
+            tunnel: e.tunnel,
+        })
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {

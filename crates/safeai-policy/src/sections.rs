@@ -412,33 +412,14 @@ fn credential(
 ) -> Option<Credential> {
     let origin = at(f.mark);
     let domain = domain(&mut f, error, true);
-    let mut parsed =
-        |f: &mut Fields, key: &'static str, optional: bool| -> Option<Option<(String, Marker)>> {
-            match f.take(key) {
-                None if optional => Some(None),
-                None => {
-                    error(
-                        f.mark,
-                        RuleError::MissingKey {
-                            section: f.section,
-                            key,
-                        }
-                        .into(),
-                    );
-                    None
-                }
-                Some(node) => string(key, node, error).map(Some),
-            }
-        };
-    let header = parsed(&mut f, "header", false);
-    let value = parsed(&mut f, "value", false);
-    let env = parsed(&mut f, "sandbox_env", true);
-    let header = header
-        .flatten()
-        .and_then(|(t, m)| valid(HeaderName::parse(&t), m, error));
-    let value = value
-        .flatten()
-        .and_then(|(t, m)| valid(ValueTemplate::parse(&t), m, error));
+    let header = required(&mut f, "header", error).and_then(|n| string("header", n, error));
+    let value = required(&mut f, "value", error).and_then(|n| string("value", n, error));
+    let env = match f.take("sandbox_env") {
+        None => Some(None),
+        Some(n) => string("sandbox_env", n, error).map(Some),
+    };
+    let header = header.and_then(|(t, m)| valid(HeaderName::parse(&t), m, error));
+    let value = value.and_then(|(t, m)| valid(ValueTemplate::parse(&t), m, error));
     let sandbox_env = match env? {
         None => None,
         Some((t, m)) => Some(valid(EnvName::parse(&t), m, error)?),
