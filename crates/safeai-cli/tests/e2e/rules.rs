@@ -511,7 +511,21 @@ pub fn decrypted_hosts_speak_http1_and_refuse_upgrades(s: &Stack) -> Result<(), 
     )?;
     ensure(ws == "403 upgrade", || {
         format!("a WebSocket upgrade on a ruled host: {ws:?}")
-    })
+    })?;
+    // A tunnel inside the checked connection: a CONNECT sent through it.
+    let inner = raw(
+        s,
+        "key.allowed.test",
+        "key.allowed.test",
+        &[
+            "CONNECT key.allowed.test:443 HTTP/1.1\r\nHost: key.allowed.test:443\r\n\r\n"
+                .to_owned(),
+        ],
+    )?;
+    ensure(
+        inner[0].status.contains(" 403 ") && inner[0].denied == "upgrade",
+        || format!("a CONNECT inside a decrypted connection: {:?}", inner[0]),
+    )
 }
 
 pub fn rule_and_credential_changes_take_effect_on_reload_and_a_missing_secret_changes_nothing(
